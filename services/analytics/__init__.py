@@ -1,0 +1,1 @@
+"""The analytics service: owns the `analytics` schema and publishes to `analytics.events`."""

@@ -1,0 +1,1 @@
+"""The customers service: owns the `customers` schema and publishes to `customers.events`."""

@@ -1,0 +1,1 @@
+"""The orders service: owns the `orders` schema and publishes to `orders.events`."""

@@ -1,0 +1,1 @@
+"""The payments service: owns the `payments` schema and publishes to `payments.events`."""

@@ -1,0 +1,1 @@
+"""The users service: owns the `users` schema and publishes to `users.events`."""

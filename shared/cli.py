@@ -1,0 +1,207 @@
+"""The ``cms`` command: provision the database and broker, run everything, run one service.
+
+cms provision      create the database, roles, schemas, run migrations, declare queues
+cms run            provision, then start every service and the gateway; Ctrl-C stops them
+cms serve NAME     run one service (or ``gateway``) in this process
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from shared import logs
+from shared.config import SERVICES, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCESSES = (*SERVICES, "gateway")
+
+
+def _reachable(host: str, port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _postgres_address(current: Settings) -> tuple[str, int]:
+    url = current.admin_url
+    return url.host or "127.0.0.1", url.port or 5432
+
+
+def _amqp_address(current: Settings) -> tuple[str, int]:
+    url = make_url(current.amqp_uri.replace("pyamqp://", "amqp://", 1))
+    return url.host or "127.0.0.1", url.port or 5672
+
+
+def _docker_engine() -> bool:
+    if not shutil.which("docker"):
+        return False
+    probe = subprocess.run(["docker", "info"], capture_output=True, check=False)  # noqa: S607
+    return probe.returncode == 0
+
+
+def _wait_for(address: tuple[str, int], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _reachable(*address):
+            return True
+        time.sleep(1)
+    return False
+
+
+def ensure_backing_services(current: Settings) -> None:
+    """PostgreSQL and RabbitMQ must answer; start them with docker compose when they do not
+    and a Docker engine is there, otherwise say exactly what to do."""
+    needed = {
+        "postgres": _postgres_address(current),
+        "rabbitmq": _amqp_address(current),
+    }
+    missing = [name for name, address in needed.items() if not _reachable(*address)]
+    if not missing:
+        return
+    if _docker_engine():
+        print(f"starting {', '.join(missing)} with docker compose ...", flush=True)
+        subprocess.run(  # noqa: S603
+            ["docker", "compose", "up", "-d", "--wait", *missing],  # noqa: S607
+            cwd=ROOT,
+            check=True,
+        )
+        missing = [name for name in missing if not _wait_for(needed[name], 60)]
+        if not missing:
+            return
+    lines = ["CMS needs PostgreSQL and RabbitMQ, and cannot reach:"]
+    if "postgres" in missing:
+        host, port = needed["postgres"]
+        lines.append(
+            f"  - PostgreSQL at {host}:{port} (CMS_DATABASE_URL). Install PostgreSQL 13+ "
+            "(Debian: apt-get install postgresql; then "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start), "
+            "or set CMS_DATABASE_URL to a server whose user may create databases and roles."
+        )
+    if "rabbitmq" in missing:
+        host, port = needed["rabbitmq"]
+        lines.append(
+            f"  - RabbitMQ at {host}:{port} (CMS_AMQP_URI). Install RabbitMQ 3.12+ "
+            "(Debian: apt-get install rabbitmq-server; then rabbitmq-server -detached), "
+            "or set CMS_AMQP_URI."
+        )
+    lines.append("Or install Docker and run: docker compose up")
+    raise SystemExit("\n".join(lines))
+
+
+def cmd_provision(args: argparse.Namespace) -> None:
+    from shared.provision import provision
+
+    current = load_settings()
+    ensure_backing_services(current)
+    provision(current)
+    print(f"provisioned database {current.database_name}: schemas {', '.join(SERVICES)}")
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _stop_all(children: dict[str, subprocess.Popen], grace: float = 15.0) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for child in children.values():
+        remaining = max(0.1, deadline - time.monotonic())
+        try:
+            child.wait(remaining)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    current = load_settings()
+    if not args.no_provision:
+        cmd_provision(args)
+    children: dict[str, subprocess.Popen] = {}
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    for name in PROCESSES:
+        for index in range(args.processes if name != "gateway" else 1):
+            key = name if args.processes == 1 or name == "gateway" else f"{name}-{index + 1}"
+            children[key] = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "shared.serve", name],
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+            )
+    interrupted = False
+
+    def on_signal(signum, frame):
+        nonlocal interrupted
+        interrupted = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    ready_url = f"{current.gateway_url}/readyz"
+    announced = False
+    deadline = time.monotonic() + args.ready_timeout
+    try:
+        while not interrupted:
+            dead = {key: child.returncode for key, child in children.items() if child.poll()}
+            if dead:
+                print(f"stopping: process exited {dead}", file=sys.stderr, flush=True)
+                raise SystemExit(1)
+            if not announced:
+                if _ready(ready_url):
+                    announced = True
+                    print(f"\nCMS is ready: {current.gateway_url}  (Ctrl-C stops it)\n", flush=True)
+                elif time.monotonic() > deadline:
+                    print(f"not ready after {args.ready_timeout:g} s: {ready_url}", flush=True)
+                    raise SystemExit(1)
+            time.sleep(0.5)
+    finally:
+        print("stopping CMS ...", flush=True)
+        _stop_all(children)
+        print("stopped.", flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from shared import serve
+
+    os.execv(sys.executable, [sys.executable, "-m", serve.__name__, args.name])  # noqa: S606
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="cms", description="CMS command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("provision", help="create database, roles, schemas; migrate; declare queues")
+    run = sub.add_parser("run", help="provision, then start every service and the gateway")
+    run.add_argument("--no-provision", action="store_true", help="skip provisioning")
+    run.add_argument("--processes", type=int, default=1, help="processes per service")
+    run.add_argument("--ready-timeout", type=float, default=90.0, help="seconds to get ready")
+    serve = sub.add_parser("serve", help="run one service in this process")
+    serve.add_argument("name", choices=PROCESSES)
+    args = parser.parse_args(argv)
+    logs.configure("cms", os.environ.get("CMS_LOG_LEVEL", "WARNING").upper())
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    {"provision": cmd_provision, "run": cmd_run, "serve": cmd_serve}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Settings read from environment variables, with defaults that work on a developer machine.
+
+Every setting is documented in the README ("Configuration"). Nothing else in the code reads
+``os.environ`` for CMS settings: ask :func:`settings` instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from sqlalchemy.engine import URL, make_url
+
+#: The services that make up CMS, in the order they are provisioned and started.
+SERVICES: tuple[str, ...] = ("users", "customers", "orders", "payments", "analytics")
+
+DEV_SECRET_KEY = "cms-development-secret-key-change-me"  # noqa: S105 - dev default, documented
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def normalise_database_url(url: str) -> str:
+    """Force the psycopg2 driver: SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3,
+    which eventlet cannot make cooperative (DESIGN §4)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of the configuration."""
+
+    database_url: str
+    amqp_uri: str
+    secret_key: str
+    gateway_host: str
+    gateway_port: int
+    max_workers: int
+    rpc_timeout: float
+    amqp_heartbeat: int
+    relay_interval: float
+    relay_batch_size: int
+    log_level: str
+    role_prefix: str
+    db_passwords: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def admin_url(self) -> URL:
+        """The URL of the account that creates the database, roles and schemas."""
+        return make_url(self.database_url)
+
+    @property
+    def database_name(self) -> str:
+        return self.admin_url.database or "cms"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway_host}:{self.gateway_port}"
+
+    def role_name(self, service: str) -> str:
+        """The PostgreSQL role that owns ``service``'s schema."""
+        return f"{self.role_prefix}{service}"
+
+    def role_password(self, service: str) -> str:
+        """The password of a service's role: ``CMS_DB_PASSWORD_<SERVICE>`` when set, otherwise
+        derived from the secret key so that every process of one deployment agrees on it."""
+        explicit = self.db_passwords.get(service)
+        if explicit:
+            return explicit
+        digest = hmac.new(self.secret_key.encode(), f"db-role:{service}".encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]
+
+    def service_url(self, service: str) -> URL:
+        """The URL a service connects with: same server and database, its own role."""
+        return self.admin_url.set(
+            username=self.role_name(service), password=self.role_password(service)
+        )
+
+    def nameko_config(self, **overrides: object) -> dict:
+        """The nameko configuration every service process runs with."""
+        config: dict = {
+            "AMQP_URI": self.amqp_uri,
+            "max_workers": self.max_workers,
+            "parent_calls_tracked": 10,
+            "HEARTBEAT": self.amqp_heartbeat,
+            "WEB_SERVER_ADDRESS": f"{self.gateway_host}:{self.gateway_port}",
+            "serializer": "json",
+        }
+        config.update(overrides)
+        return config
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment now (no caching)."""
+    return Settings(
+        database_url=normalise_database_url(
+            _env("CMS_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/cms")
+        ),
+        amqp_uri=_env("CMS_AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/"),
+        secret_key=_env("CMS_SECRET_KEY", DEV_SECRET_KEY),
+        gateway_host=_env("CMS_GATEWAY_HOST", "127.0.0.1"),
+        gateway_port=_env_int("CMS_GATEWAY_PORT", 8000),
+        max_workers=_env_int("CMS_MAX_WORKERS", 10),
+        rpc_timeout=_env_float("CMS_RPC_TIMEOUT", 5.0),
+        amqp_heartbeat=_env_int("CMS_AMQP_HEARTBEAT", 15),
+        relay_interval=_env_float("CMS_RELAY_INTERVAL", 1.0),
+        relay_batch_size=_env_int("CMS_RELAY_BATCH_SIZE", 500),
+        log_level=_env("CMS_LOG_LEVEL", "INFO").upper(),
+        role_prefix=_env("CMS_DB_ROLE_PREFIX", "cms_"),
+        db_passwords={
+            service: os.environ[f"CMS_DB_PASSWORD_{service.upper()}"]
+            for service in SERVICES
+            if os.environ.get(f"CMS_DB_PASSWORD_{service.upper()}")
+        },
+    )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

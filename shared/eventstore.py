@@ -1,0 +1,187 @@
+"""The append-only event store kept in each service's own schema (DESIGN §2).
+
+Appends take an ``EXCLUSIVE`` lock on the ``events`` table for the rest of the transaction,
+the technique of the ``eventsourcing`` library's PostgreSQL recorder: global positions are
+drawn only while the lock is held, so they become visible in the order they were assigned and
+a reader paging by ``global_position`` can never skip an event whose transaction committed
+late. Plain readers are not blocked (``EXCLUSIVE`` conflicts only with writers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from shared.errors import BadRequest, ConcurrencyError
+from shared.events import NewEvent, RecordedEvent
+
+metadata = MetaData()
+
+#: Unqualified: each service's connections use its own schema as search path.
+events_table = Table(
+    "events",
+    metadata,
+    Column("global_position", BigInteger, primary_key=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("stream_type", Text, nullable=False),
+    Column("stream_id", Text, nullable=False),
+    Column("stream_version", Integer, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+)
+
+MAX_READ_LIMIT = 1000
+
+#: Sent (inside the appending transaction, so only on commit) to wake the outbox relay.
+NOTIFY_CHANNEL = "cms_events"
+
+_COLUMNS = (
+    events_table.c.global_position,
+    events_table.c.event_id,
+    events_table.c.stream_type,
+    events_table.c.stream_id,
+    events_table.c.stream_version,
+    events_table.c.event_type,
+    events_table.c.schema_version,
+    events_table.c.payload,
+    events_table.c.metadata,
+    events_table.c.occurred_at,
+)
+
+
+def _recorded(row: Any) -> RecordedEvent:
+    return RecordedEvent(
+        global_position=row.global_position,
+        event_id=row.event_id,
+        stream_type=row.stream_type,
+        stream_id=row.stream_id,
+        stream_version=row.stream_version,
+        type=row.event_type,
+        schema_version=row.schema_version,
+        payload=row.payload,
+        metadata=row.metadata,
+        occurred_at=row.occurred_at,
+    )
+
+
+class EventStore:
+    """Append to and read from the ``events`` table through a session or connection.
+
+    The store never commits: the caller commits the append together with whatever read
+    models it updated, so state and events (which are the outbox) land atomically.
+    """
+
+    def __init__(self, bind: Session | Connection):
+        self.bind = bind
+
+    def _connection(self) -> Connection:
+        return self.bind.connection() if isinstance(self.bind, Session) else self.bind
+
+    def append(
+        self,
+        stream_type: str,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[RecordedEvent]:
+        """Append ``events`` to a stream that must be at ``expected_version`` (0: new stream;
+        None: wherever it is). Raises :class:`ConcurrencyError` when it is not."""
+        if not events:
+            return []
+        conn = self._connection()
+        conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
+        current = conn.execute(
+            select(func.coalesce(func.max(events_table.c.stream_version), 0)).where(
+                events_table.c.stream_id == stream_id
+            )
+        ).scalar_one()
+        if expected_version is not None and current != expected_version:
+            raise ConcurrencyError.for_stream(stream_id, expected_version, current)
+        meta = dict(metadata or {})
+        rows = [
+            {
+                "event_id": event.event_id,
+                "stream_type": stream_type,
+                "stream_id": stream_id,
+                "stream_version": current + index,
+                "event_type": event.type,
+                "schema_version": event.schema_version,
+                "payload": event.payload,
+                "metadata": meta,
+                "occurred_at": event.occurred_at,
+            }
+            for index, event in enumerate(events, start=1)
+        ]
+        result = conn.execute(
+            insert(events_table).returning(*_COLUMNS, sort_by_parameter_order=True), rows
+        )
+        recorded = [_recorded(row) for row in result]
+        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        return recorded
+
+    def load_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
+        """Every event of one stream after ``after_version``, in stream order."""
+        rows = self._connection().execute(
+            select(*_COLUMNS)
+            .where(events_table.c.stream_id == stream_id)
+            .where(events_table.c.stream_version > after_version)
+            .order_by(events_table.c.stream_version)
+        )
+        return [_recorded(row) for row in rows]
+
+    def stream_version(self, stream_id: str) -> int:
+        return (
+            self._connection()
+            .execute(
+                select(func.coalesce(func.max(events_table.c.stream_version), 0)).where(
+                    events_table.c.stream_id == stream_id
+                )
+            )
+            .scalar_one()
+        )
+
+    def read_events(
+        self, after_position: int = 0, limit: int = 100, types: Sequence[str] | None = None
+    ) -> list[RecordedEvent]:
+        """Events after ``after_position`` in position order, at most ``limit`` of them."""
+        if after_position < 0:
+            raise BadRequest.for_fields({"after_position": ["Must be 0 or more."]})
+        if not 1 <= limit <= MAX_READ_LIMIT:
+            raise BadRequest.for_fields({"limit": [f"Must be between 1 and {MAX_READ_LIMIT}."]})
+        query = (
+            select(*_COLUMNS)
+            .where(events_table.c.global_position > after_position)
+            .order_by(events_table.c.global_position)
+            .limit(limit)
+        )
+        if types:
+            query = query.where(events_table.c.event_type.in_(list(types)))
+        return [_recorded(row) for row in self._connection().execute(query)]
+
+    def last_position(self) -> int:
+        return (
+            self._connection()
+            .execute(select(func.coalesce(func.max(events_table.c.global_position), 0)))
+            .scalar_one()
+        )

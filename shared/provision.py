@@ -1,0 +1,173 @@
+"""Creates what the services need before they start: the database, one role and one schema per
+service, the schemas' migrations, and the RabbitMQ exchanges and consumer queues.
+
+Everything here is idempotent: run it on every start.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Iterable
+
+from kombu import Connection
+from nameko.events import SERVICE_POOL, EventHandler
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from nameko.standalone.events import get_event_exchange
+from psycopg2 import sql
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
+
+from shared import migrations
+from shared.config import SERVICES, Settings
+
+log = logging.getLogger(__name__)
+
+
+def _admin_engine(url: URL, database: str | None = None):
+    target = url.set(database=database) if database else url
+    return create_engine(target, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+
+def create_database(settings: Settings) -> bool:
+    """Create the CMS database when it does not exist; True when it was created."""
+    name = settings.database_name
+    engine = _admin_engine(settings.admin_url, "postgres")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).scalar()
+            if exists:
+                return False
+            conn.exec_driver_sql(
+                sql.SQL("CREATE DATABASE {}")
+                .format(sql.Identifier(name))
+                .as_string(conn.connection.dbapi_connection)
+            )
+            return True
+    finally:
+        engine.dispose()
+
+
+def drop_database(settings: Settings) -> None:
+    engine = _admin_engine(settings.admin_url, "postgres")
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            conn.exec_driver_sql(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                .format(sql.Identifier(settings.database_name))
+                .as_string(raw)
+            )
+    finally:
+        engine.dispose()
+
+
+def create_role_and_schema(settings: Settings, service: str) -> None:
+    """One login role per service that owns one schema of the same name; the database is
+    closed to everyone else, so a role cannot read another service's schema."""
+    role = settings.role_name(service)
+    engine = _admin_engine(settings.admin_url)
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+
+            def run(statement: sql.Composable, **params: object) -> None:
+                conn.exec_driver_sql(statement.as_string(raw), params or None)
+
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}
+            ).scalar()
+            if not exists:
+                try:
+                    run(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+                except Exception as exc:  # another provisioning run created it meanwhile
+                    if "already exists" not in str(exc):
+                        raise
+            run(
+                sql.SQL(
+                    "ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}"
+                ).format(sql.Identifier(role), sql.Literal(settings.role_password(service)))
+            )
+            run(
+                sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+                    sql.Identifier(settings.database_name)
+                )
+            )
+            run(
+                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                    sql.Identifier(settings.database_name), sql.Identifier(role)
+                )
+            )
+            run(sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
+            run(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+                    sql.Identifier(service), sql.Identifier(role)
+                )
+            )
+            run(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(service)))
+            run(
+                sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = {}").format(
+                    sql.Identifier(role),
+                    sql.Identifier(settings.database_name),
+                    sql.Identifier(service),
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def consumer_bindings(service: str) -> list[tuple[str, str, str]]:
+    """``(queue, source service, event type)`` for every ``@event_handler`` of a service,
+    named exactly as nameko names them, so the queues exist before the first event."""
+    module = importlib.import_module(f"services.{service}.service")
+    bindings = []
+    for _, cls in inspect.getmembers(module, inspect.isclass):
+        if getattr(cls, "name", None) != service:
+            continue
+        for method_name, method in inspect.getmembers(cls, callable):
+            for entrypoint in getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, ()):
+                if (
+                    isinstance(entrypoint, EventHandler)
+                    and entrypoint.handler_type == SERVICE_POOL
+                    and entrypoint.reliable_delivery
+                ):
+                    source, event_type = entrypoint.source_service, entrypoint.event_type
+                    queue = f"evt-{source}-{event_type}--{service}.{method_name}"
+                    bindings.append((queue, source, event_type))
+    return bindings
+
+
+def declare_messaging(amqp_uri: str, services: Iterable[str] = SERVICES) -> None:
+    """Declare every service's event exchange and every consumer's durable queue and binding."""
+    from kombu import Queue
+
+    services = list(services)
+    with Connection(amqp_uri, connect_timeout=5) as connection:
+        channel = connection.channel()
+        for service in services:
+            get_event_exchange(service, {}).declare(channel=channel)
+        for service in services:
+            for queue_name, source, event_type in consumer_bindings(service):
+                Queue(
+                    queue_name,
+                    exchange=get_event_exchange(source, {}),
+                    routing_key=event_type,
+                    durable=True,
+                    auto_delete=False,
+                ).declare(channel=channel)
+
+
+def provision(settings: Settings, services: Iterable[str] = SERVICES, messaging: bool = True):
+    """Database, roles, schemas, migrations and (optionally) exchanges and queues."""
+    services = list(services)
+    if create_database(settings):
+        log.info("created database %s", settings.database_name)
+    for service in services:
+        create_role_and_schema(settings, service)
+        migrations.upgrade(service, settings.service_url(service))
+    if messaging:
+        declare_messaging(settings.amqp_uri, services)

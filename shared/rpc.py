@@ -1,0 +1,100 @@
+"""RPC calls with a deadline.
+
+nameko's RPC proxies wait for ever by default (DESIGN §4). Every call made through
+:class:`Rpc` has a timeout; a service that does not answer in time, or has no consumer at all,
+becomes :class:`ServiceUnavailable`, which the gateway answers as 503.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import eventlet
+from nameko.exceptions import UnknownService
+from nameko.extensions import DependencyProvider
+from nameko.rpc import MethodProxy, ReplyListener
+
+from shared.errors import ServiceUnavailable
+
+
+class RpcClient:
+    """Calls any service's RPC methods by name from inside a worker."""
+
+    def __init__(self, worker_ctx, reply_listener: ReplyListener, timeout: float):
+        self.worker_ctx = worker_ctx
+        self.reply_listener = reply_listener
+        self.timeout = timeout
+
+    def call_async(self, service: str, method: str, *args: Any, **kwargs: Any):
+        proxy = MethodProxy(self.worker_ctx, service, method, self.reply_listener)
+        try:
+            return proxy.call_async(*args, **kwargs)
+        except UnknownService as exc:
+            raise ServiceUnavailable(
+                f"the {service} service is not running", {"service": service}
+            ) from exc
+
+    def wait(self, reply, service: str, method: str, timeout: float | None = None) -> Any:
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            with eventlet.Timeout(timeout):
+                return reply.result()
+        except eventlet.Timeout:
+            self._forget(reply)
+            raise ServiceUnavailable(
+                f"the {service} service did not answer {method} within {timeout:g} s",
+                {"service": service},
+            ) from None
+
+    def call(
+        self, service: str, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
+        reply = self.call_async(service, method, *args, **kwargs)
+        return self.wait(reply, service, method, timeout)
+
+    def _forget(self, reply) -> None:
+        """Drop the reply event of a call we gave up on, so it does not pile up."""
+        pending = self.reply_listener._reply_events
+        for correlation_id, event in list(pending.items()):
+            if event is reply.reply_event:
+                pending.pop(correlation_id, None)
+
+    def ping_all(self, services: Iterable[str], timeout: float | None = None) -> dict[str, Any]:
+        """Ping several services at once; maps each to its answer or to the error text."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        replies: dict[str, Any] = {}
+        results: dict[str, Any] = {}
+        for service in services:
+            try:
+                replies[service] = self.call_async(service, "ping")
+            except ServiceUnavailable as exc:
+                results[service] = exc
+        for service, reply in replies.items():
+            try:
+                remaining = max(0.01, deadline - time.monotonic())
+                results[service] = self.wait(reply, service, "ping", remaining)
+            except Exception as exc:  # noqa: BLE001 - reported per service
+                results[service] = exc
+        return results
+
+
+class Rpc(DependencyProvider):
+    """Injects an :class:`RpcClient` whose calls time out after ``timeout`` seconds
+    (default: the ``RPC_TIMEOUT`` config key, else ``CMS_RPC_TIMEOUT``)."""
+
+    reply_listener = ReplyListener()
+
+    def __init__(self, timeout: float | None = None):
+        self.timeout = timeout
+
+    def setup(self) -> None:
+        if self.timeout is None:
+            from shared.config import settings
+
+            self.timeout = float(self.container.config.get("RPC_TIMEOUT", settings().rpc_timeout))
+
+    def get_dependency(self, worker_ctx) -> RpcClient:
+        return RpcClient(worker_ctx, self.reply_listener, self.timeout)

@@ -1,0 +1,57 @@
+"""The base every event-sourced CMS service is built on: its database session, its outbox
+relay, and the two RPCs every service answers (``ping`` and ``read_events``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+from nameko.rpc import rpc
+
+from shared.db import Database
+from shared.errors import BadRequest
+from shared.eventstore import MAX_READ_LIMIT, EventStore
+from shared.outbox import OutboxRelay
+
+
+class ReadEventsRequest(Schema):
+    after_position = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_READ_LIMIT))
+    types = fields.List(fields.String(), load_default=None, allow_none=True)
+
+
+def load_rpc_payload(schema: Schema, payload: dict[str, Any]) -> dict[str, Any]:
+    """Validate an RPC's arguments; a bad one is a :class:`BadRequest` naming the field."""
+    try:
+        return schema.load(payload)
+    except ValidationError as exc:
+        raise BadRequest.for_fields(exc.messages) from exc
+
+
+class EventSourcedService:
+    """Mixin for nameko service classes: ``class OrdersService(EventSourcedService)`` with
+    ``name = "orders"`` gets a session on the ``orders`` schema, the outbox relay publishing
+    to ``orders.events``, and the ``ping`` and ``read_events`` RPCs."""
+
+    name: str
+    db = Database()
+    outbox = OutboxRelay()
+
+    @rpc
+    def ping(self) -> dict[str, Any]:
+        """Answers when the service is up and its database reachable."""
+        position = EventStore(self.db).last_position()
+        return {"service": self.name, "status": "ok", "last_position": position}
+
+    @rpc
+    def read_events(
+        self, after_position: int = 0, limit: int = 100, types: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Events after ``after_position`` in commit order, as envelopes: the catch-up and
+        rebuild feed for any projection."""
+        args = load_rpc_payload(
+            ReadEventsRequest(),
+            {"after_position": after_position, "limit": limit, "types": types},
+        )
+        events = EventStore(self.db).read_events(**args)
+        return [event.envelope(self.name) for event in events]
