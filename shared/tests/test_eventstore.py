@@ -22,8 +22,13 @@ def test_append_and_load_stream(users_engine):
     stream = str(uuid.uuid4())
     with users_engine.begin() as conn:
         store = EventStore(conn)
-        first = store.append("thing", stream, [_event(1), _event(2)], expected_version=0,
-                             metadata={"request_id": "r-1"})
+        first = store.append(
+            "thing",
+            stream,
+            [_event(1), _event(2)],
+            expected_version=0,
+            metadata={"request_id": "r-1"},
+        )
         store.append("thing", stream, [_event(3)], expected_version=2)
     with users_engine.connect() as conn:
         loaded = EventStore(conn).load_stream(stream)
@@ -151,8 +156,7 @@ def test_read_events_filters_by_type_and_validates_arguments(users_engine):
 def test_events_are_append_only(users_engine):
     with users_engine.begin() as conn:
         EventStore(conn).append("thing", str(uuid.uuid4()), [_event()], 0)
-    for statement in ("UPDATE events SET payload = '{}'", "DELETE FROM events",
-                      "TRUNCATE events"):
+    for statement in ("UPDATE events SET payload = '{}'", "DELETE FROM events", "TRUNCATE events"):
         with users_engine.connect() as conn, pytest.raises(DBAPIError, match="append-only"):
             conn.execute(text(statement))
 
@@ -162,8 +166,9 @@ def test_a_service_role_cannot_read_another_services_schema(service_engine):
         assert conn.execute(text("SELECT count(*) FROM orders.events")).scalar() >= 0
         with pytest.raises(ProgrammingError, match="permission denied"):
             conn.execute(text("SELECT count(*) FROM users.events"))
-    with service_engine("users").connect() as conn, pytest.raises(
-        ProgrammingError, match="permission denied"
+    with (
+        service_engine("users").connect() as conn,
+        pytest.raises(ProgrammingError, match="permission denied"),
     ):
         conn.execute(text("CREATE TABLE payments.intruder (id int)"))
 

@@ -1,0 +1,132 @@
+"""The idempotent-consumer helper: redelivery, catch-up, and a real double delivery."""
+
+import uuid
+
+import eventlet
+from nameko.events import event_handler
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from shared.consumer import apply_once, catch_up, cursor
+from shared.db import Database
+from shared.events import NewEvent
+from shared.eventstore import EventStore
+from shared.outbox import OutboxPublisher
+
+
+def _envelope(position=1, key="k"):
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": "test.counted",
+        "source": "payments",
+        "position": position,
+        "payload": {"key": key},
+    }
+
+
+def _count(table):
+    def apply(session, envelope):
+        session.execute(
+            text(
+                f"INSERT INTO {table} (key, hits) VALUES (:key, 1) "
+                f"ON CONFLICT (key) DO UPDATE SET hits = {table}.hits + 1"
+            ),
+            {"key": envelope["payload"]["key"]},
+        )
+
+    return apply
+
+
+def _hits(engine, table, key):
+    with engine.connect() as conn:
+        return conn.execute(
+            text(f"SELECT hits FROM {table} WHERE key = :key"), {"key": key}
+        ).scalar()
+
+
+def test_an_event_applied_twice_changes_state_once(service_engine, scratch_table):
+    engine = service_engine("analytics")
+    envelope = _envelope()
+    with Session(engine) as session:
+        assert apply_once(session, "test-counter", envelope, _count(scratch_table)) is True
+        assert apply_once(session, "test-counter", envelope, _count(scratch_table)) is False
+        assert apply_once(session, "other-consumer", envelope, _count(scratch_table)) is True
+    assert _hits(engine, scratch_table, "k") == 2  # once per consumer
+
+
+def test_a_failing_effect_records_nothing(service_engine, scratch_table):
+    engine = service_engine("analytics")
+    envelope = _envelope(key="boom")
+
+    def explode(session, envelope):
+        _count(scratch_table)(session, envelope)
+        raise RuntimeError("transient")
+
+    with Session(engine) as session:
+        try:
+            apply_once(session, "test-failing", envelope, explode)
+        except RuntimeError:
+            pass
+        assert _hits(engine, scratch_table, "boom") is None
+        assert apply_once(session, "test-failing", envelope, _count(scratch_table)) is True
+    assert _hits(engine, scratch_table, "boom") == 1
+
+
+def test_catch_up_applies_what_live_delivery_missed_exactly_once(service_engine, scratch_table):
+    engine = service_engine("analytics")
+    log = [_envelope(position=p, key=f"c{p % 3}") for p in range(1, 24)]
+
+    def fetch(after, limit):
+        return [e for e in log if e["position"] > after][:limit]
+
+    consumer = f"test-catch-up-{uuid.uuid4().hex[:6]}"
+    with Session(engine) as session:
+        for envelope in log[5:9]:  # some arrived live, out of order
+            apply_once(session, consumer, envelope, _count(scratch_table))
+        assert catch_up(session, consumer, "payments", fetch, _count(scratch_table), 5) == 19
+        assert cursor(session, consumer, "payments") == 23
+        assert catch_up(session, consumer, "payments", fetch, _count(scratch_table), 5) == 0
+    total = sum(_hits(engine, scratch_table, f"c{k}") for k in range(3))
+    assert total == len(log)
+
+
+class CountingConsumer:
+    """A nameko consumer built with the helper, counting into a scratch table."""
+
+    name = "analytics"
+    db = Database()
+    table = ""
+    deliveries: list = []
+
+    @event_handler("payments", "test.counted", requeue_on_error=True)
+    def on_counted(self, envelope):
+        apply_once(self.db, "test-counting", envelope, _count(CountingConsumer.table))
+        CountingConsumer.deliveries.append(envelope["event_id"])
+
+
+def test_a_redelivered_event_changes_the_consumers_state_once(
+    container_factory, nameko_config, service_engine, scratch_table, amqp_uri
+):
+    CountingConsumer.table = scratch_table
+    consumer = container_factory(CountingConsumer, nameko_config)
+    consumer.start()
+    engine = service_engine("payments")
+    key = uuid.uuid4().hex
+    with engine.begin() as conn:
+        store = EventStore(conn)
+        recorded = store.append(
+            "test", key, [NewEvent("test.counted", {"key": key})], expected_version=0
+        )
+    publisher = OutboxPublisher(engine, "payments", amqp_uri)
+    CountingConsumer.deliveries.clear()
+    try:
+        publisher.drain()
+        # the relay crashed before moving its cursor: the same event goes out twice more
+        publisher.publish(recorded)
+        publisher.publish(recorded)
+    finally:
+        publisher.close()
+    with eventlet.Timeout(10):
+        while CountingConsumer.deliveries.count(str(recorded[0].event_id)) < 3:
+            eventlet.sleep(0.05)
+    assert _hits(service_engine("analytics"), scratch_table, key) == 1
