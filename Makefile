@@ -1,0 +1,41 @@
+# CMS: `make run` starts everything, `make test` runs the whole suite.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+UI := gateway/ui
+PYTEST_ARGS ?=
+
+.PHONY: install ui run provision test lint format bench clean
+
+$(BIN)/cms: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(BIN)/cms
+
+install: $(BIN)/cms ui ## the Python environment and the built web UI
+
+ui: ## build the web UI (Vue + Element Plus, bundled by Vite: no CDN)
+	@if [ -f $(UI)/package.json ]; then \
+		cd $(UI) && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent; \
+	fi
+
+run: install ## create database, roles, schemas; migrate; start every service and the gateway
+	$(BIN)/cms run
+
+provision: $(BIN)/cms ## only create/migrate the database and declare the queues
+	$(BIN)/cms provision
+
+lint: $(BIN)/cms ## ruff, as CI runs it
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/cms
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install lint ## the whole suite: lint, unit, integration, end-to-end and browser tests
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(UI)/node_modules $(UI)/dist

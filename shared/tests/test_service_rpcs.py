@@ -1,0 +1,51 @@
+"""ping and read_events, unit-tested with nameko's worker_factory on a real session and
+through RPC with a running container."""
+
+import uuid
+
+import pytest
+from nameko.testing.services import entrypoint_hook, worker_factory
+from sqlalchemy.orm import Session
+
+from services.orders.service import OrdersService
+from shared.errors import BadRequest
+from shared.events import NewEvent
+from shared.eventstore import EventStore
+
+
+@pytest.fixture
+def orders_session(service_engine):
+    with Session(service_engine("orders")) as session:
+        yield session
+
+
+def test_ping_reports_the_last_position(orders_session):
+    service = worker_factory(OrdersService, db=orders_session)
+    answer = service.ping()
+    assert answer["service"] == "orders" and answer["status"] == "ok"
+    assert answer["last_position"] == EventStore(orders_session).last_position()
+
+
+def test_read_events_returns_envelopes_and_rejects_bad_arguments(orders_session):
+    stream = str(uuid.uuid4())
+    store = EventStore(orders_session)
+    start = store.last_position()
+    store.append("order", stream, [NewEvent("test.a", {"x": 1}), NewEvent("test.b", {})], 0)
+    orders_session.commit()
+    service = worker_factory(OrdersService, db=orders_session)
+    envelopes = service.read_events(after_position=start, limit=10)
+    assert [e["type"] for e in envelopes] == ["test.a", "test.b"]
+    assert envelopes[0]["source"] == "orders" and envelopes[0]["payload"] == {"x": 1}
+    assert service.read_events(after_position=start, limit=1)[0]["type"] == "test.a"
+    with pytest.raises(BadRequest) as caught:
+        service.read_events(after_position="soon", limit=0)
+    assert set(caught.value.extra["errors"]) == {"after_position", "limit"}
+
+
+def test_read_events_over_rpc(container_factory, nameko_config):
+    container = container_factory(OrdersService, nameko_config)
+    container.start()
+    with entrypoint_hook(container, "read_events") as read_events:
+        assert isinstance(read_events(after_position=0, limit=5), list)
+    with entrypoint_hook(container, "ping") as ping:
+        assert ping()["status"] == "ok"

@@ -1,0 +1,54 @@
+"""End to end: ``cms run`` on an empty database brings the whole skeleton up, and Ctrl-C
+stops every process cleanly."""
+
+import uuid
+
+import psutil
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tests.stack import start_stack
+
+
+@pytest.fixture
+def fresh_database_url(backing_services):
+    admin_url, _ = backing_services
+    name = f"cms_test_run_{uuid.uuid4().hex[:8]}"
+    url = make_url(admin_url).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def test_run_creates_everything_serves_and_stops_on_ctrl_c(fresh_database_url, amqp_uri):
+    stack = start_stack(fresh_database_url, amqp_uri)
+    try:
+        stack.wait_ready()
+        ready = requests.get(f"{stack.url}/readyz", timeout=5).json()
+        assert set(ready["services"]) == {"users", "customers", "orders", "payments", "analytics"}
+        assert f"CMS is ready: {stack.url}" in stack.text()
+        children = psutil.Process(stack.process.pid).children()
+        commands = sorted(child.cmdline()[-1] for child in children)
+        assert commands == sorted(
+            ["gateway", "users", "customers", "orders", "payments", "analytics"]
+        )
+    finally:
+        code = stack.interrupt()
+    assert code == 0, stack.text()
+    assert "stopped." in stack.text()
+    assert not any(
+        child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children
+    )
+    engine = create_engine(fresh_database_url)
+    with engine.connect() as conn:
+        schemas = set(
+            conn.execute(text("SELECT schema_name FROM information_schema.schemata")).scalars()
+        )
+        versions = conn.execute(text("SELECT version_num FROM orders.alembic_version")).scalars()
+        assert list(versions) == ["0001"]
+    engine.dispose()
+    assert {"users", "customers", "orders", "payments", "analytics"} <= schemas
