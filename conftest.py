@@ -5,7 +5,11 @@ and RabbitMQ when they answer, else testcontainers (needs a Docker engine). Each
 its own database and its own RabbitMQ virtual host, removed afterwards.
 """
 
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 

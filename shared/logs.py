@@ -46,7 +46,7 @@ def logging_config(service: str, level: str = "INFO") -> dict:
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
             "kombu": {"level": "WARNING"},
-            "amqp": {"level": "WARNING"},
+            "amqp": {"level": "ERROR"},
             "nameko": {"level": "WARNING"},
             "alembic": {"level": "WARNING"},
         },

@@ -42,11 +42,12 @@ class Stack:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"cms run exited early:\n{self.text()}")
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=3).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+            if "CMS is ready" in self.text():
+                try:
+                    if requests.get(f"{self.url}/readyz", timeout=3).status_code == 200:
+                        return
+                except requests.RequestException:
+                    pass
             time.sleep(0.5)
         raise TimeoutError(f"not ready after {timeout} s:\n{self.text()}")
 
