@@ -1,28 +1,46 @@
-"""nameko HTTP entrypoints of the gateway."""
+"""nameko HTTP entrypoints of the gateway: the JSON API, its OpenAPI document, health, and
+the web UI."""
 
 from __future__ import annotations
 
-from nameko.web.handlers import http
-
+from gateway import routes  # noqa: F401 - registers the operations
+from gateway.auth import authenticate, record_audit
+from gateway.http import api
+from gateway.openapi import cached_spec
+from gateway.operations import Router, registry
 from gateway.problems import json_response, problem
+from gateway.static import serve_ui
 from shared.config import SERVICES
+from shared.context import RequestContext
 from shared.rpc import Rpc
 
 READINESS_TIMEOUT = 2.0
+ROUTER = Router(registry, authenticate, record_audit)
 
 
 class GatewayService:
-    """Health and readiness of the whole system."""
+    """The one HTTP entry point."""
 
     name = "gateway"
     rpc = Rpc()
+    context = RequestContext()
 
-    @http("GET", "/healthz")
+    @api("GET,POST,PUT,PATCH,DELETE", "/api/v1/<path:path>")
+    def api_v1(self, request, path):
+        """Every operation of the JSON API (see gateway/routes)."""
+        client_ip = request.remote_addr
+        return ROUTER.dispatch(request, self.rpc, client_ip)
+
+    @api("GET", "/api/openapi.json")
+    def openapi(self, request):
+        return json_response(cached_spec())
+
+    @api("GET", "/healthz")
     def healthz(self, request):
         """The gateway process is up."""
         return json_response({"status": "ok"})
 
-    @http("GET", "/readyz")
+    @api("GET", "/readyz")
     def readyz(self, request):
         """Ready only when every service answers an RPC ping in time."""
         answers = self.rpc.ping_all(SERVICES, timeout=READINESS_TIMEOUT)
@@ -44,3 +62,12 @@ class GatewayService:
                 services=services,
             )
         return json_response({"status": "ready", "services": services})
+
+    @api("GET", "/")
+    def ui_index(self, request):
+        return serve_ui("")
+
+    @api("GET", "/<path:path>")
+    def ui(self, request, path):
+        """The web UI's files, and its index for every app route."""
+        return serve_ui(path)

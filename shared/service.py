@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 from nameko.rpc import rpc
 
+from shared.context import RequestContext
 from shared.db import Database
 from shared.errors import BadRequest
 from shared.eventstore import MAX_READ_LIMIT, EventStore
@@ -31,11 +32,13 @@ def load_rpc_payload(schema: Schema, payload: dict[str, Any]) -> dict[str, Any]:
 class EventSourcedService:
     """Mixin for nameko service classes: ``class OrdersService(EventSourcedService)`` with
     ``name = "orders"`` gets a session on the ``orders`` schema, the outbox relay publishing
-    to ``orders.events``, and the ``ping`` and ``read_events`` RPCs."""
+    to ``orders.events``, the caller's request context (``self.context``), and the ``ping``
+    and ``read_events`` RPCs."""
 
     name: str
     db = Database()
     outbox = OutboxRelay()
+    context = RequestContext()
 
     @rpc
     def ping(self) -> dict[str, Any]:

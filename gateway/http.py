@@ -1,0 +1,104 @@
+"""The gateway's HTTP entrypoint: nameko's ``HttpRequestHandler`` with a request id, a body
+size limit, security headers, and problem+json for every error (never a traceback)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from functools import partial
+
+from eventlet.event import Event
+from nameko.web.handlers import HttpRequestHandler
+from werkzeug.wrappers import Response
+
+from gateway.problems import problem, problem_from_error
+from shared.errors import CmsError
+from shared.logs import request_id_var
+
+log = logging.getLogger("gateway.access")
+
+MAX_BODY_BYTES = 1024 * 1024
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; connect-src 'self'; font-src 'self' data:; object-src 'none'; "
+        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    ),
+}
+
+
+def request_id_for(request) -> str:
+    """The caller's ``X-Request-ID`` when it is sane, else a new one."""
+    given = request.headers.get("X-Request-ID", "")
+    return given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+
+
+class ApiEntrypoint(HttpRequestHandler):
+    """Use as ``@api("GET", "/path")``. The handler runs in a worker whose context data holds
+    the request id, so it travels in the headers of every RPC the handler makes."""
+
+    def __init__(self, method, url, max_body: int | None = None, **kwargs):
+        self.max_body = max_body
+        super().__init__(method, url, **kwargs)
+
+    def handle_request(self, request):
+        started = time.monotonic()
+        request_id = request_id_for(request)
+        token = request_id_var.set(request_id)
+        request.shallow = False
+        request.request_id = request_id
+        try:
+            response = self._respond(request, request_id)
+        finally:
+            request_id_var.reset(token)
+        response.headers["X-Request-ID"] = request_id
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        log.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+            extra={"request_id": request_id},
+        )
+        return response
+
+    def _respond(self, request, request_id: str) -> Response:
+        limit = self.max_body or int(self.container.config.get("MAX_BODY_BYTES", MAX_BODY_BYTES))
+        if request.content_length is not None and request.content_length > limit:
+            return problem(413, "Request body too large", f"the limit is {limit} bytes")
+        request.max_content_length = limit
+        try:
+            args, kwargs = self.get_entrypoint_parameters(request)
+            self.check_signature(args, kwargs)
+            event = Event()
+            self.container.spawn_worker(
+                self,
+                args,
+                kwargs,
+                context_data={"request_id": request_id, "correlation_id": request_id},
+                handle_result=partial(self.handle_result, event),
+            )
+            return self.response_from_result(event.wait())
+        except Exception as exc:  # noqa: BLE001 - every error becomes a problem response
+            return self.response_from_exception(exc)
+
+    def response_from_exception(self, exc) -> Response:
+        if isinstance(exc, CmsError) and exc.status != 500:
+            return problem_from_error(exc)
+        if getattr(exc, "code", None) == 413:  # werkzeug's RequestEntityTooLarge
+            return problem(413, "Request body too large")
+        log.error("unhandled error: %r", exc, exc_info=exc)
+        return problem(500, "Internal error", "the error was logged; quote the request id")
+
+
+api = ApiEntrypoint.decorator

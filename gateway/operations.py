@@ -1,0 +1,297 @@
+"""The API's operations, declared once: route, roles, request and response schemas.
+
+The router, the permission checks, the audit trail and the OpenAPI document are all derived
+from these declarations, so none of them can drift from the others.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from gateway.problems import json_response, problem
+from shared.errors import (
+    BadRequest,
+    CmsError,
+    ConcurrencyError,
+    Forbidden,
+    PreconditionFailed,
+    Unauthorized,
+)
+
+ROLES = ("admin", "manager", "sales", "analyst")
+ANY_ROLE = frozenset(ROLES)
+PUBLIC = None  # an operation anyone may call, with or without credentials
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a signed-in user or an API key, with one role."""
+
+    kind: str  # "user" | "api_key"
+    id: str
+    role: str
+    session_id: str | None = None
+    mfa_setup_required: bool = False
+    language: str | None = None
+
+
+@dataclass
+class Reply:
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    resource_id: str | None = None
+
+
+@dataclass
+class Context:
+    """Everything a handler needs about the request it serves."""
+
+    request: Request
+    rpc: Any
+    principal: Principal | None
+    path: dict[str, str]
+    body: dict[str, Any]
+    query: dict[str, Any]
+    client_ip: str | None
+
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+    @property
+    def actor(self) -> dict[str, Any]:
+        """The ``actor`` argument of every mutating RPC."""
+        principal = self.principal
+        return {
+            "id": principal.id if principal else None,
+            "kind": principal.kind if principal else "anonymous",
+            "role": principal.role if principal else None,
+            "session_id": principal.session_id if principal else None,
+            "ip": self.client_ip,
+            "request_id": self.request_id,
+        }
+
+    def if_match(self) -> int:
+        """The stream version in ``If-Match`` (required on edits)."""
+        raw = self.request.headers.get("If-Match")
+        if not raw:
+            raise PreconditionRequired("send If-Match with the ETag you read")
+        value = raw.strip().removeprefix("W/").strip('"')
+        if not value.isdigit():
+            raise BadRequest.for_fields({"If-Match": ["Must be an ETag from this API."]})
+        return int(value)
+
+    def call(self, service: str, method: str, **kwargs: Any) -> Any:
+        try:
+            return self.rpc.call(service, method, **kwargs)
+        except ConcurrencyError as exc:
+            if "expected_version" in kwargs and kwargs["expected_version"] is not None:
+                raise PreconditionFailed(
+                    "the record changed since you read it; reload and try again", exc.extra
+                ) from exc
+            raise
+
+
+class PreconditionRequired(CmsError):
+    status = 428
+    title = "Precondition required"
+
+
+Handler = Callable[[Context], Reply]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    rule: str
+    operation_id: str
+    summary: str
+    tag: str
+    roles: frozenset[str] | None
+    handler: Handler
+    body: type[Schema] | None = None
+    query: type[Schema] | None = None
+    response: type[Schema] | None = None
+    many: bool = False
+    status: int = 200
+    api_keys: bool = True
+    mfa_setup: bool = False
+    audit: str | None = None
+    resource: str | None = None
+    etag: bool = False
+    errors: tuple[int, ...] = ()
+
+    @property
+    def is_write(self) -> bool:
+        return self.method != "GET"
+
+    @property
+    def public(self) -> bool:
+        return self.roles is PUBLIC
+
+
+class Registry:
+    """All operations of the API; ``op(...)`` declares one."""
+
+    def __init__(self):
+        self.operations: dict[str, Operation] = {}
+
+    def op(
+        self,
+        method: str,
+        rule: str,
+        *,
+        operation_id: str,
+        summary: str,
+        tag: str,
+        roles: frozenset[str] | None,
+        **options: Any,
+    ) -> Callable[[Handler], Handler]:
+        if roles is not PUBLIC and not (roles and roles <= ANY_ROLE):
+            raise ValueError(f"{operation_id}: roles must be PUBLIC or a subset of {ROLES}")
+
+        def register(handler: Handler) -> Handler:
+            if operation_id in self.operations:
+                raise ValueError(f"operation {operation_id} declared twice")
+            self.operations[operation_id] = Operation(
+                method,
+                API_PREFIX + rule,
+                operation_id,
+                summary,
+                tag,
+                roles,
+                handler,
+                **options,
+            )
+            return handler
+
+        return register
+
+    def url_map(self) -> Map:
+        return Map(
+            [
+                Rule(operation.rule, methods=[operation.method], endpoint=operation)
+                for operation in self.operations.values()
+            ],
+            strict_slashes=False,
+        )
+
+
+registry = Registry()
+op = registry.op
+
+
+def load(schema: type[Schema] | None, data: Any, where: str) -> dict[str, Any]:
+    if schema is None:
+        return {}
+    try:
+        return schema().load(data)
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {where: exc.messages}
+        raise BadRequest.for_fields(messages, f"the {where} is invalid") from exc
+
+
+def parse_json_body(request: Request) -> Any:
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest.for_fields({"body": ["Not valid JSON."]}, "the body is not JSON") from exc
+
+
+def query_dict(request: Request) -> dict[str, Any]:
+    return {key: values[-1] for key, values in request.args.lists()}
+
+
+class Router:
+    """Matches a request to its operation, authenticates, authorises, validates, calls the
+    handler, audits writes, and shapes the response."""
+
+    def __init__(self, registry: Registry, authenticate, audit):
+        self.registry = registry
+        self.url_map = registry.url_map()
+        self.authenticate = authenticate
+        self.audit = audit
+
+    def dispatch(self, request: Request, rpc, client_ip: str | None) -> Response:
+        adapter = self.url_map.bind_to_environ(request.environ)
+        try:
+            operation, path = adapter.match()
+        except NotFound:
+            return problem(404, "Not found", f"no operation at {request.path}")
+        except MethodNotAllowed as exc:
+            response = problem(405, "Method not allowed", f"{request.method} {request.path}")
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods or ()))
+            return response
+        principal = None
+        status = 500
+        reply = None
+        try:
+            principal = self.authenticate(request, rpc, required=not operation.public)
+            self.authorise(operation, principal)
+            context = Context(
+                request=request,
+                rpc=rpc,
+                principal=principal,
+                path=path,
+                body=load(operation.body, parse_json_body(request), "body")
+                if operation.body
+                else {},
+                query=load(operation.query, query_dict(request), "query"),
+                client_ip=client_ip,
+            )
+            reply = operation.handler(context)
+            status = reply.status
+            return self.respond(operation, reply)
+        except CmsError as exc:
+            status = exc.status
+            raise
+        finally:
+            if operation.is_write and principal is not None and operation.audit:
+                self.audit(operation, principal, request, path, status, reply, client_ip, rpc)
+
+    @staticmethod
+    def authorise(operation: Operation, principal: Principal | None) -> None:
+        if operation.public:
+            return
+        if principal is None:
+            raise Unauthorized("sign in first", {"code": "authentication_required"})
+        if principal.kind == "api_key" and not operation.api_keys:
+            raise Forbidden("API keys cannot use this operation", {"code": "user_only"})
+        if principal.mfa_setup_required and not operation.mfa_setup:
+            raise Forbidden(
+                "your role requires two-factor sign-in: enrol an authenticator first",
+                {"code": "mfa_setup_required"},
+            )
+        if principal.role not in operation.roles:
+            raise Forbidden(
+                f"the {principal.role} role may not {operation.summary.lower()}",
+                {"code": "role_forbidden"},
+            )
+
+    @staticmethod
+    def respond(operation: Operation, reply: Reply) -> Response:
+        if reply.status == 204 or reply.body is None:
+            return Response(
+                status=204 if reply.status in (200, 204) else reply.status, headers=reply.headers
+            )
+        body = reply.body
+        if operation.response is not None:
+            body = operation.response(many=operation.many).dump(body)
+        headers = dict(reply.headers)
+        if operation.etag and isinstance(reply.body, dict) and "version" in reply.body:
+            headers["ETag"] = f'"{reply.body["version"]}"'
+        return json_response(body, status=reply.status, headers=headers)
