@@ -19,8 +19,10 @@ def serve_ui(path: str, root: Path = UI_DIST) -> Response:
         return problem(
             503, "Web UI not built", "run `make ui` (or `make run`, which builds it) first"
         )
-    target = safe_join(str(root), path) if path else None
-    if target and Path(target).is_file():
+    target = safe_join(str(root), path) if path else str(index)
+    if target is None:
+        return problem(404, "Not found", "no such file")
+    if path and Path(target).is_file():
         mime = mimetypes.guess_type(target)[0] or "application/octet-stream"
         response = Response(Path(target).read_bytes(), mimetype=mime)
         if path.startswith("assets/"):

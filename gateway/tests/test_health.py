@@ -1,8 +1,5 @@
 """/healthz and /readyz with real services behind the gateway."""
 
-import socket
-
-import pytest
 import requests
 
 from gateway.service import GatewayService
@@ -11,19 +8,6 @@ from services.customers.service import CustomersService
 from services.orders.service import OrdersService
 from services.payments.service import PaymentsService
 from services.users.service import UsersService
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def gateway_config(nameko_config):
-    port = _free_port()
-    config = dict(nameko_config, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
-    return config, f"http://127.0.0.1:{port}"
 
 
 def test_healthz_answers_while_services_are_down(runner_factory, gateway_config):

@@ -1,0 +1,137 @@
+"""API conventions that hold for every request: problem+json, request ids, size limits,
+security headers, the OpenAPI document, and 503 when a service does not answer."""
+
+import time
+import uuid
+
+import eventlet
+import pytest
+import requests
+from nameko.rpc import rpc
+from openapi_spec_validator import validate
+
+from gateway.openapi import openapi_path
+from gateway.operations import registry
+from gateway.service import GatewayService
+
+
+@pytest.fixture
+def gateway(runner_factory, gateway_config):
+    config, base = gateway_config
+    runner_factory(config, GatewayService).start()
+    return base
+
+
+def _problem(response, status):
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["type"]
+    assert "Traceback" not in response.text
+    return body
+
+
+def test_unknown_paths_and_methods_are_problems(gateway):
+    _problem(requests.get(f"{gateway}/api/v1/nothing-here", timeout=5), 404)
+    response = requests.delete(f"{gateway}/api/v1/auth/login", timeout=5)
+    _problem(response, 405)
+    assert response.headers["Allow"] == "POST"
+
+
+def test_protected_operations_need_credentials(gateway):
+    body = _problem(requests.get(f"{gateway}/api/v1/users", timeout=5), 401)
+    assert body["code"] == "authentication_required"
+    body = _problem(
+        requests.get(f"{gateway}/api/v1/users", headers={"Authorization": "Basic eDp5"}, timeout=5),
+        401,
+    )
+    assert body["code"] == "token_invalid"
+
+
+def test_bad_bodies_name_the_field(gateway):
+    url = f"{gateway}/api/v1/auth/login"
+    body = _problem(requests.post(url, data=b"{not json", timeout=5), 400)
+    assert body["errors"] == {"body": ["Not valid JSON."]}
+    body = _problem(requests.post(url, json={"email": "nope", "password": ""}, timeout=5), 400)
+    assert set(body["errors"]) == {"email", "password"}
+    body = _problem(
+        requests.post(url, json={"email": "a@b.co", "password": "x", "role": "admin"}, timeout=5),
+        400,
+    )
+    assert body["errors"] == {"role": ["Unknown field."]}
+    body = _problem(requests.post(url, json=["a", "list"], timeout=5), 400)
+    assert "_schema" in body["errors"]
+
+
+def test_oversized_bodies_are_refused_with_413(gateway):
+    response = requests.post(
+        f"{gateway}/api/v1/auth/login", data=b"x" * (1024 * 1024 + 1), timeout=10
+    )
+    _problem(response, 413)
+
+
+def test_every_response_carries_a_request_id_and_security_headers(gateway):
+    mine = f"test-{uuid.uuid4()}"
+    response = requests.get(f"{gateway}/healthz", headers={"X-Request-ID": mine}, timeout=5)
+    assert response.headers["X-Request-ID"] == mine
+    generated = requests.get(f"{gateway}/api/v1/users", timeout=5).headers["X-Request-ID"]
+    assert uuid.UUID(generated)
+    hostile = requests.get(f"{gateway}/healthz", headers={"X-Request-ID": "a b<script>"}, timeout=5)
+    assert hostile.headers["X-Request-ID"] != "a b<script>"
+    for response in (hostile, requests.get(f"{gateway}/", timeout=5)):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_openapi_document_is_valid_and_covers_every_operation(gateway):
+    document = requests.get(f"{gateway}/api/openapi.json", timeout=5).json()
+    validate(document)
+    documented = {
+        (path, method.upper()): spec
+        for path, operations in document["paths"].items()
+        for method, spec in operations.items()
+    }
+    for operation in registry.operations.values():
+        spec = documented.get((openapi_path(operation.rule), operation.method))
+        assert spec is not None, f"{operation.operation_id} is missing from the OpenAPI document"
+        assert spec["operationId"] == operation.operation_id
+        assert "responses" in spec and str(operation.status) in spec["responses"]
+        if not operation.public:
+            assert {"401", "403"} <= set(spec["responses"])
+        if operation.body is not None:
+            assert "requestBody" in spec
+    assert len(documented) == len(registry.operations) + 3  # + healthz, readyz, openapi
+
+
+class SlowUsers:
+    """Stands in for an overloaded users service: answers after the gateway gave up."""
+
+    name = "users"
+
+    @rpc
+    def authenticate(self, access_token):
+        eventlet.sleep(3)
+        return {}
+
+
+def test_a_service_that_does_not_answer_in_time_is_a_503(runner_factory, gateway_config):
+    config, base = gateway_config
+    config = dict(config, RPC_TIMEOUT=1)
+    runner_factory(config, GatewayService, SlowUsers).start()
+    started = time.monotonic()
+    response = requests.get(
+        f"{base}/api/v1/users", headers={"Authorization": "Bearer abc"}, timeout=10
+    )
+    body = _problem(response, 503)
+    assert "users" in body["detail"]
+    assert time.monotonic() - started < 3
+
+
+def test_a_service_that_is_not_running_is_a_503(runner_factory, gateway_config):
+    config, base = gateway_config
+    runner_factory(dict(config, RPC_TIMEOUT=1), GatewayService).start()
+    response = requests.get(
+        f"{base}/api/v1/me", headers={"Authorization": "Bearer abc"}, timeout=10
+    )
+    assert "users" in _problem(response, 503)["detail"]

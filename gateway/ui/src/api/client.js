@@ -1,0 +1,208 @@
+// The one way this UI talks to the gateway: JSON under /api/v1, RFC 9457 problems as ApiError,
+// bearer tokens with one refresh-and-retry on "token_expired".
+import { session, setTokens, clearSession } from './session.js'
+import { currentLanguage } from '../i18n/index.js'
+
+export const API_BASE = '/api/v1'
+
+export class ApiError extends Error {
+  constructor({ status = 0, type, title, detail, errors, code, retryAfter, body } = {}) {
+    super(detail || title || `HTTP ${status}`)
+    this.name = 'ApiError'
+    this.status = status
+    this.type = type
+    this.title = title
+    this.detail = detail
+    this.errors = errors || {}
+    this.code = code
+    this.retryAfter = retryAfter
+    this.body = body
+  }
+}
+
+// 401 codes that answer a wrong password or code typed by the user, not a dead session.
+const CREDENTIAL_CODES = new Set([
+  'invalid_credentials',
+  'invalid_password',
+  'wrong_password',
+  'invalid_otp',
+  'mfa_required',
+  'account_locked',
+  'account_inactive',
+])
+
+let onSessionLost = () => {}
+
+/** Called (once per loss) when the session cannot be kept: the app goes to the login page. */
+export function setSessionLostHandler(handler) {
+  onSessionLost = handler
+}
+
+function buildUrl(path, query) {
+  const url = path.startsWith('/api/') ? path : API_BASE + path
+  if (!query) return url
+  const params = new URLSearchParams()
+  for (const [key, value] of Object.entries(query)) {
+    if (value === undefined || value === null || value === '') continue
+    if (Array.isArray(value)) value.forEach((v) => params.append(key, v))
+    else params.append(key, String(value))
+  }
+  const qs = params.toString()
+  return qs ? `${url}?${qs}` : url
+}
+
+async function readBody(response) {
+  if (response.status === 204 || response.status === 205) return null
+  const text = await response.text()
+  if (!text) return null
+  const type = response.headers.get('Content-Type') || ''
+  if (type.includes('json')) {
+    try {
+      return JSON.parse(text)
+    } catch {
+      return null
+    }
+  }
+  return null
+}
+
+function retryAfterOf(response, body) {
+  if (body && body.retry_after !== undefined && body.retry_after !== null) {
+    return Number(body.retry_after)
+  }
+  const header = response.headers.get('Retry-After')
+  if (!header) return undefined
+  const seconds = Number(header)
+  if (!Number.isNaN(seconds)) return seconds
+  const date = Date.parse(header)
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.round((date - Date.now()) / 1000))
+}
+
+function toError(response, body) {
+  const problem = body && typeof body === 'object' ? body : {}
+  return new ApiError({
+    status: response.status,
+    type: problem.type,
+    title: problem.title || response.statusText,
+    detail: problem.detail,
+    errors: problem.errors,
+    code: problem.code,
+    retryAfter: retryAfterOf(response, problem),
+    body: problem,
+  })
+}
+
+async function send(method, url, { body, headers = {}, token } = {}) {
+  const init = {
+    method,
+    headers: {
+      Accept: 'application/json, application/problem+json',
+      'Accept-Language': currentLanguage(),
+      ...headers,
+    },
+    credentials: 'same-origin',
+  }
+  if (token) init.headers.Authorization = `Bearer ${token}`
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json'
+    init.body = JSON.stringify(body)
+  }
+  try {
+    return await fetch(url, init)
+  } catch (cause) {
+    throw new ApiError({ status: 0, code: 'network', detail: String(cause?.message || cause) })
+  }
+}
+
+let refreshing = null
+
+/** Exchange the refresh token for new tokens; concurrent callers share one request. */
+export function refreshTokens() {
+  if (!refreshing) {
+    refreshing = (async () => {
+      if (!session.refreshToken) throw new ApiError({ status: 401, code: 'no_refresh_token' })
+      const response = await send('POST', `${API_BASE}/auth/refresh`, {
+        body: { refresh_token: session.refreshToken },
+      })
+      const data = await readBody(response)
+      if (!response.ok) throw toError(response, data)
+      setTokens(data)
+      return data
+    })().finally(() => {
+      refreshing = null
+    })
+  }
+  return refreshing
+}
+
+let lost = false
+
+function sessionLost(reason) {
+  if (lost) return
+  lost = true
+  clearSession()
+  try {
+    onSessionLost(reason)
+  } finally {
+    setTimeout(() => {
+      lost = false
+    }, 0)
+  }
+}
+
+/**
+ * request('GET', '/users', { query, body, ifMatch, auth, meta })
+ * Returns the parsed JSON body (null for 204), or { data, etag, status } when meta is true.
+ */
+export async function request(method, path, options = {}) {
+  const { query, body, ifMatch, auth = true, meta = false, headers = {} } = options
+  const url = buildUrl(path, query)
+  const extra = { ...headers }
+  if (ifMatch) extra['If-Match'] = ifMatch
+
+  // An access token about to expire is renewed first, which saves a refused round trip.
+  if (auth && session.accessToken && session.refreshToken && Date.now() > session.expiresAt - 10000) {
+    try {
+      await refreshTokens()
+    } catch {
+      /* the request below then meets a 401 and takes the ordinary path */
+    }
+  }
+
+  let response = await send(method, url, { body, headers: extra, token: auth ? session.accessToken : null })
+  let data = await readBody(response)
+
+  if (auth && response.status === 401 && session.accessToken) {
+    const code = data?.code
+    if (code === 'token_expired') {
+      try {
+        await refreshTokens()
+      } catch (error) {
+        // A gateway that is down or overloaded does not end the session; a refused refresh does.
+        if (!(error instanceof ApiError) || (error.status >= 400 && error.status < 500)) {
+          sessionLost('expired')
+        }
+        throw error instanceof ApiError ? error : toError(response, data)
+      }
+      response = await send(method, url, { body, headers: extra, token: session.accessToken })
+      data = await readBody(response)
+      if (response.status === 401 && !CREDENTIAL_CODES.has(data?.code)) {
+        sessionLost('expired')
+      }
+    } else if (!CREDENTIAL_CODES.has(code)) {
+      sessionLost('invalid')
+    }
+  }
+
+  if (!response.ok) throw toError(response, data)
+  if (meta) return { data, etag: response.headers.get('ETag'), status: response.status }
+  return data
+}
+
+export const api = {
+  get: (path, options) => request('GET', path, options),
+  post: (path, body, options = {}) => request('POST', path, { ...options, body }),
+  patch: (path, body, options = {}) => request('PATCH', path, { ...options, body }),
+  put: (path, body, options = {}) => request('PUT', path, { ...options, body }),
+  del: (path, body, options = {}) => request('DELETE', path, { ...options, body }),
+}

@@ -1,0 +1,154 @@
+import { createRouter, createWebHistory } from 'vue-router'
+import { House, User, Key, Tickets, Lock } from '@element-plus/icons-vue'
+import { session, isAuthenticated } from '../api/session.js'
+import { fetchMe } from '../api/auth.js'
+import AppLayout from '../layouts/AppLayout.vue'
+import LoginView from '../views/LoginView.vue'
+
+/*
+ * meta.public: reachable without signing in.
+ * meta.roles: the only roles that may open the page (others get the "no access" page).
+ * meta.nav: shown in the side navigation (label key, icon, group key, order). A module's
+ * pages join the navigation by adding routes here with meta.nav: nothing else to change.
+ */
+const routes = [
+  { path: '/login', name: 'login', component: LoginView, meta: { public: true, title: 'auth.signInTitle' } },
+  {
+    path: '/register',
+    name: 'register',
+    component: () => import('../views/RegisterView.vue'),
+    meta: { public: true, title: 'auth.registerTitle' },
+  },
+  {
+    path: '/mfa-setup',
+    name: 'mfa-setup',
+    component: () => import('../views/MfaSetupView.vue'),
+    meta: { title: 'mfa.setupTitle', allowDuringMfaSetup: true },
+  },
+  {
+    path: '/',
+    component: AppLayout,
+    children: [
+      {
+        path: '',
+        name: 'home',
+        component: () => import('../views/HomeView.vue'),
+        meta: { title: 'nav.home', nav: { label: 'nav.home', icon: House, order: 0 } },
+      },
+      {
+        path: 'profile',
+        name: 'profile',
+        component: () => import('../views/ProfileView.vue'),
+        meta: { title: 'nav.profile' },
+      },
+      {
+        path: 'users',
+        name: 'users',
+        component: () => import('../views/admin/UsersView.vue'),
+        meta: {
+          title: 'nav.users',
+          roles: ['admin'],
+          nav: { label: 'nav.users', icon: User, group: 'nav.system', order: 100 },
+        },
+      },
+      {
+        path: 'api-keys',
+        name: 'api-keys',
+        component: () => import('../views/admin/ApiKeysView.vue'),
+        meta: {
+          title: 'nav.apiKeys',
+          roles: ['admin'],
+          nav: { label: 'nav.apiKeys', icon: Key, group: 'nav.system', order: 110 },
+        },
+      },
+      {
+        path: 'audit',
+        name: 'audit',
+        component: () => import('../views/admin/AuditView.vue'),
+        meta: {
+          title: 'nav.audit',
+          roles: ['admin'],
+          nav: { label: 'nav.audit', icon: Tickets, group: 'nav.system', order: 120 },
+        },
+      },
+      {
+        path: 'settings/security',
+        name: 'security-settings',
+        component: () => import('../views/admin/SecuritySettingsView.vue'),
+        meta: {
+          title: 'nav.security',
+          roles: ['admin'],
+          nav: { label: 'nav.security', icon: Lock, group: 'nav.system', order: 130 },
+        },
+      },
+      {
+        path: 'forbidden',
+        name: 'forbidden',
+        component: () => import('../views/ForbiddenView.vue'),
+        meta: { title: 'forbidden.title' },
+      },
+      {
+        path: ':pathMatch(.*)*',
+        name: 'not-found',
+        component: () => import('../views/NotFoundView.vue'),
+        meta: { title: 'notFound.title' },
+      },
+    ],
+  },
+]
+
+export const router = createRouter({
+  history: createWebHistory('/'),
+  routes,
+  scrollBehavior: () => ({ top: 0 }),
+})
+
+export function canOpen(route, user = session.user) {
+  const roles = route.meta?.roles
+  return !roles || Boolean(user && roles.includes(user.role))
+}
+
+/** Navigation entries the current user may open, grouped as the side menu shows them. */
+export function navigationFor(user) {
+  const entries = router
+    .getRoutes()
+    .filter((r) => r.meta?.nav && r.name && canOpen(r, user))
+    .map((r) => ({ name: r.name, path: r.path, ...r.meta.nav }))
+    .sort((a, b) => a.order - b.order)
+  const sections = []
+  for (const entry of entries) {
+    const key = entry.group || null
+    let section = sections.find((s) => s.group === key)
+    if (!section) sections.push((section = { group: key, items: [] }))
+    section.items.push(entry)
+  }
+  return sections
+}
+
+router.beforeEach(async (to) => {
+  if (to.meta.public) {
+    if (isAuthenticated() && (to.name === 'login' || to.name === 'register')) return { name: 'home' }
+    return true
+  }
+  if (!isAuthenticated()) {
+    return { name: 'login', query: to.fullPath !== '/' ? { redirect: to.fullPath } : {} }
+  }
+  if (!session.user || !session.meEtag) {
+    try {
+      await fetchMe()
+    } catch {
+      // A lost session has already sent us to the login page; anything else, keep what we have.
+      if (!isAuthenticated()) return { name: 'login', query: { redirect: to.fullPath } }
+    }
+  }
+  if (to.name === 'mfa-setup' && session.user && !session.user.mfa_setup_required) {
+    return { name: 'profile', query: { tab: 'security' } }
+  }
+  if (session.user?.mfa_setup_required && !to.meta.allowDuringMfaSetup) {
+    return { name: 'mfa-setup', query: to.fullPath !== '/' ? { redirect: to.fullPath } : {} }
+  }
+  if (!canOpen(to)) {
+    return { name: 'forbidden', query: { from: to.fullPath } }
+  }
+  return true
+})

@@ -1,0 +1,64 @@
+// Turning RFC 9457 problems into words on the screen.
+import { reactive, ref } from 'vue'
+import { ElMessage } from 'element-plus'
+import { i18n } from '../i18n/index.js'
+import { formatDuration } from './format.js'
+
+function flatten(value) {
+  if (value === null || value === undefined) return []
+  if (Array.isArray(value)) return value.flatMap(flatten)
+  if (typeof value === 'object') return Object.values(value).flatMap(flatten)
+  return [String(value)]
+}
+
+/** A sentence for the user: our own words for known codes, else the server's detail. */
+export function problemMessage(error) {
+  const { t, te } = i18n.global
+  if (!error) return t('problem.generic')
+  const code = error.code
+  const wait = error.retryAfter ? formatDuration(error.retryAfter) : null
+  if (code && te(`problem.codes.${code}`)) {
+    return t(`problem.codes.${code}`, { wait: wait || '' })
+  }
+  if (error.status === 429) return t('problem.status.429', { wait: wait || t('time.aMoment') })
+  if (error.detail) return error.detail
+  if (error.status && te(`problem.status.${error.status}`)) {
+    return t(`problem.status.${error.status}`, { wait: wait || t('time.aMoment') })
+  }
+  if (error.status === 0) return t('problem.network')
+  return error.title || t('problem.generic')
+}
+
+export function showProblem(error) {
+  ElMessage({ type: 'error', message: problemMessage(error), showClose: true, duration: 6000 })
+}
+
+/**
+ * Errors of one form: `errors.field` is the text to show under that field, `message` the text
+ * for the whole form. handle(error) fills both from a problem; fields the form does not show
+ * are added to the message so nothing the server said is lost.
+ */
+export function useFormProblem(fields = []) {
+  const errors = reactive({})
+  const message = ref('')
+
+  function clear() {
+    for (const key of Object.keys(errors)) delete errors[key]
+    message.value = ''
+  }
+
+  function handle(error) {
+    clear()
+    const loose = []
+    for (const [field, value] of Object.entries(error?.errors || {})) {
+      const text = flatten(value).join(' ')
+      if (fields.includes(field)) errors[field] = text
+      else loose.push(field === '_schema' ? text : `${field}: ${text}`)
+    }
+    const hasFieldErrors = Object.keys(errors).length > 0
+    const base = hasFieldErrors && !error?.code && error?.status === 400 ? '' : problemMessage(error)
+    message.value = [base, ...loose].filter(Boolean).join(' ')
+  }
+
+  return { errors, message, clear, handle }
+}
