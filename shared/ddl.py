@@ -1,5 +1,6 @@
 """DDL of the mechanism tables every service schema holds: the event log (which is also the
-outbox), the relay's cursor, and the idempotent consumer's records.
+outbox), the relay's cursor, the idempotent consumer's records, and the per-subject keys
+that seal personal data inside events (shared/sealing.py).
 
 Called from each service's first migration, running as the service's own role with the
 service's schema as search path.
@@ -55,6 +56,15 @@ MECHANISM_DDL: tuple[str, ...] = (
         position bigint,
         processed_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (consumer, event_id)
+    )
+    """,
+    """
+    CREATE TABLE subject_keys (
+        subject_id text PRIMARY KEY,
+        key bytea,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        destroyed_at timestamptz,
+        CHECK ((key IS NULL) = (destroyed_at IS NOT NULL))
     )
     """,
     """
