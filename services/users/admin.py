@@ -1,0 +1,68 @@
+"""Security settings (environment defaults + admin overrides, as events) and the audit log
+(an append-only journal the gateway writes to)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from services.users import tables, views
+from services.users.events import SETTINGS_STREAM, SETTINGS_STREAM_ID
+from services.users.uow import UnitOfWork, event_metadata
+from shared.events import utcnow
+
+
+class SecuritySettings:
+    def __init__(self, session: Session, request_id: str | None = None):
+        self.session = session
+        self.request_id = request_id
+
+    def get(self) -> dict[str, Any]:
+        try:
+            return views.security_settings(self.session.connection())
+        finally:
+            self.session.rollback()
+
+    def update(self, actor: dict, changes: dict[str, Any]) -> dict[str, Any]:
+        uow = UnitOfWork(self.session, event_metadata(actor, self.request_id))
+        try:
+            current = views.security_settings(uow.conn)
+            if "mfa_required_roles" in changes:
+                changes["mfa_required_roles"] = sorted(set(changes["mfa_required_roles"]))
+            changed = {key: value for key, value in changes.items() if current.get(key) != value}
+            if changed:
+                uow.record(
+                    SETTINGS_STREAM,
+                    SETTINGS_STREAM_ID,
+                    [("security_settings.updated", {"changes": changed})],
+                    expected_version=None,  # changes to different keys commute
+                )
+            answer = views.security_settings(uow.conn)
+            uow.commit()
+        except BaseException:
+            uow.rollback()
+            raise
+        return answer
+
+
+class AuditLog:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def record(self, entry: dict[str, Any]) -> None:
+        values = dict(entry)
+        values["at"] = values.get("at") or utcnow()
+        try:
+            self.session.execute(insert(tables.audit_log).values(**values))
+            self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            raise
+
+    def list(self, **filters: Any) -> dict[str, Any]:
+        try:
+            return views.list_audit(self.session.connection(), **filters)
+        finally:
+            self.session.rollback()
