@@ -90,10 +90,8 @@ def _rabbitmqctl(*args: str) -> bool:
     return done.returncode == 0
 
 
-@pytest.fixture(scope="session")
-def amqp_uri(backing_services, request):
-    """A RabbitMQ virtual host of this run's own (when rabbitmqctl can make one)."""
-    _, base = backing_services
+def make_vhost(base: str, request) -> str:
+    """A RabbitMQ virtual host of its own (when rabbitmqctl can make one), removed at the end."""
     vhost = f"cms_test_{uuid.uuid4().hex[:10]}"
     parts = urlsplit(base)
     user = parts.username or "guest"
@@ -102,6 +100,12 @@ def amqp_uri(backing_services, request):
         request.addfinalizer(lambda: _rabbitmqctl("delete_vhost", vhost))
         return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
     return base
+
+
+@pytest.fixture(scope="session")
+def amqp_uri(backing_services, request):
+    """This run's RabbitMQ virtual host."""
+    return make_vhost(backing_services[1], request)
 
 
 @pytest.fixture(scope="session")
@@ -162,3 +166,35 @@ def scratch_table(service_engine):
     yield name
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE {name}"))
+
+
+LIVE_ADMIN_EMAIL = "admin@example.com"
+LIVE_ADMIN_PASSWORD = "Correct-Horse-Battery-42"
+
+
+@pytest.fixture(scope="session")
+def live_stack(backing_services, request):
+    """The whole system started with ``cms run`` (every service and the gateway as separate
+    processes) on a database and virtual host of its own; ``.url``, ``.admin_email``,
+    ``.admin_password``."""
+    from shared.provision import drop_database
+    from tests.stack import start_stack
+
+    admin_url, base_amqp = backing_services
+    database = f"cms_test_live_{uuid.uuid4().hex[:8]}"
+    url = make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+    stack = start_stack(
+        url,
+        make_vhost(base_amqp, request),
+        CMS_ADMIN_EMAIL=LIVE_ADMIN_EMAIL,
+        CMS_ADMIN_PASSWORD=LIVE_ADMIN_PASSWORD,
+    )
+    stack.admin_email, stack.admin_password = LIVE_ADMIN_EMAIL, LIVE_ADMIN_PASSWORD
+    try:
+        stack.wait_ready()
+    except Exception:
+        stack.interrupt()
+        raise
+    yield stack
+    stack.interrupt()
+    drop_database(dataclasses.replace(load_settings(), database_url=url))

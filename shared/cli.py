@@ -170,6 +170,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             if not announced:
                 if _ready(ready_url):
                     announced = True
+                    ensure_first_admin(current)
                     print(f"\nCMS is ready: {current.gateway_url}  (Ctrl-C stops it)\n", flush=True)
                 elif time.monotonic() > deadline:
                     print(f"not ready after {args.ready_timeout:g} s: {ready_url}", flush=True)
@@ -179,6 +180,71 @@ def cmd_run(args: argparse.Namespace) -> None:
         print("stopping CMS ...", flush=True)
         _stop_all(children)
         print("stopped.", flush=True)
+
+
+def _call_users(current: Settings, method: str, timeout: float = 30.0, **kwargs):
+    """Call the users service over RPC from this (non-service) process."""
+    from nameko.exceptions import RpcTimeout, UnknownService
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with ClusterRpcProxy({"AMQP_URI": current.amqp_uri}, timeout=10) as cluster:
+                return getattr(cluster.users, method)(**kwargs)
+        except (RpcTimeout, UnknownService, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"the users service does not answer ({exc}): start CMS first (make run)"
+                ) from exc
+            time.sleep(1)
+
+
+def ensure_first_admin(current: Settings) -> None:
+    """The first admin: from CMS_ADMIN_EMAIL / CMS_ADMIN_PASSWORD, or generated and printed
+    once. Nothing happens when an admin exists already."""
+    import secrets
+
+    email = os.environ.get("CMS_ADMIN_EMAIL") or "admin@cms.local"
+    given = os.environ.get("CMS_ADMIN_PASSWORD")
+    password = given or secrets.token_urlsafe(15)
+    result = _call_users(current, "ensure_admin", email=email, password=password)
+    if not result["created"]:
+        return
+    print("\nFirst admin account created (shown once; change the password after signing in):")
+    print(f"  email:    {email}")
+    print("  password: " + ("(from CMS_ADMIN_PASSWORD)" if given else password), flush=True)
+
+
+def cmd_ensure_admin(args: argparse.Namespace) -> None:
+    ensure_first_admin(load_settings())
+
+
+def cmd_create_admin(args: argparse.Namespace) -> None:
+    import getpass
+
+    current = load_settings()
+    password = args.password or os.environ.get("CMS_ADMIN_PASSWORD")
+    if not password:
+        password = getpass.getpass("password for the new admin: ")
+        if getpass.getpass("again: ") != password:
+            raise SystemExit("the passwords differ")
+    from shared.errors import CmsError
+
+    actor = {"id": "system", "kind": "system", "role": "admin", "ip": None, "request_id": None}
+    try:
+        user = _call_users(
+            current,
+            "create_user",
+            actor=actor,
+            email=args.email,
+            name=args.name,
+            role="admin",
+            password=password,
+        )
+    except CmsError as exc:
+        raise SystemExit(f"not created: {exc} {exc.extra or ''}") from exc
+    print(f"admin {user['email']} created (id {user['id']})")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -197,10 +263,22 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--ready-timeout", type=float, default=90.0, help="seconds to get ready")
     serve = sub.add_parser("serve", help="run one service in this process")
     serve.add_argument("name", choices=PROCESSES)
+    sub.add_parser("ensure-admin", help="create the first admin if there is none")
+    create_admin = sub.add_parser("create-admin", help="create an admin account")
+    create_admin.add_argument("--email", required=True)
+    create_admin.add_argument("--name", default="Administrator")
+    create_admin.add_argument("--password", help="default: CMS_ADMIN_PASSWORD, else asked")
     args = parser.parse_args(argv)
     logs.configure("cms", os.environ.get("CMS_LOG_LEVEL", "WARNING").upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    {"provision": cmd_provision, "run": cmd_run, "serve": cmd_serve}[args.command](args)
+    commands = {
+        "provision": cmd_provision,
+        "run": cmd_run,
+        "serve": cmd_serve,
+        "ensure-admin": cmd_ensure_admin,
+        "create-admin": cmd_create_admin,
+    }
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """End to end: ``cms run`` on an empty database brings the whole skeleton up, and Ctrl-C
 stops every process cleanly."""
 
+import re
 import uuid
 
 import psutil
@@ -52,3 +53,28 @@ def test_run_creates_everything_serves_and_stops_on_ctrl_c(fresh_database_url, a
         assert list(versions) == ["0001"]
     engine.dispose()
     assert {"users", "customers", "orders", "payments", "analytics"} <= schemas
+
+
+def test_run_prints_the_first_admin_once_and_it_can_sign_in(fresh_database_url, amqp_uri):
+    stack = start_stack(fresh_database_url, amqp_uri)
+    try:
+        stack.wait_ready()
+        text_ = stack.text()
+        assert "First admin account created" in text_
+        email = re.search(r"email: +(\S+)", text_).group(1)
+        password = re.search(r"password: +(\S+)", text_).group(1)
+        login = requests.post(
+            f"{stack.url}/api/v1/auth/login",
+            json={"email": email, "password": password},
+            timeout=10,
+        )
+        assert login.status_code == 200, login.text
+        assert login.json()["user"]["role"] == "admin"
+    finally:
+        assert stack.interrupt() == 0
+    again = start_stack(fresh_database_url, amqp_uri)
+    try:
+        again.wait_ready()
+        assert "First admin" not in again.text()
+    finally:
+        assert again.interrupt() == 0

@@ -1,0 +1,258 @@
+"""Every API operation by every role, and every kind of bad credential.
+
+EXPECTED is the permission table the product promises. It must name every operation: adding
+an operation without declaring who may call it makes this test fail.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import jwt
+import pytest
+import requests
+from nameko.runners import ServiceRunner
+
+from gateway.operations import ROLES, registry
+from gateway.service import GatewayService
+from services.users.service import UsersService
+
+ADMIN = {"admin"}
+ANY = set(ROLES)
+PUBLIC = "public"
+
+EXPECTED = {
+    "login": PUBLIC,
+    "refreshTokens": PUBLIC,
+    "logout": PUBLIC,
+    "register": PUBLIC,
+    "getAuthConfig": PUBLIC,
+    "getMe": ANY,
+    "updateMe": ANY,
+    "changeMyPassword": ANY,
+    "beginTotp": ANY,
+    "confirmTotp": ANY,
+    "disableTotp": ANY,
+    "listUsers": ADMIN,
+    "createUser": ADMIN,
+    "getUser": ADMIN,
+    "updateUser": ADMIN,
+    "changeUserRole": ADMIN,
+    "deactivateUser": ADMIN,
+    "reactivateUser": ADMIN,
+    "resetUserPassword": ADMIN,
+    "getSecuritySettings": ADMIN,
+    "updateSecuritySettings": ADMIN,
+    "listApiKeys": ADMIN,
+    "createApiKey": ADMIN,
+    "revokeApiKey": ADMIN,
+    "listAudit": ADMIN,
+}
+
+PASSWORD = "Plenty-Long-Passphrase-7"
+
+
+def test_every_operation_has_a_declared_permission():
+    declared = {
+        op_id: (PUBLIC if op.public else set(op.roles)) for op_id, op in registry.operations.items()
+    }
+    assert set(declared) == set(EXPECTED), "an operation was added or removed: update EXPECTED"
+    assert declared == EXPECTED
+
+
+class Api:
+    def __init__(self, base):
+        self.base = base
+
+    def call(self, method, path, token=None, api_key=None, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if api_key:
+            headers["X-API-Key"] = api_key
+        return requests.request(method, self.base + path, headers=headers, timeout=15, **kwargs)
+
+    def login(self, email, password=PASSWORD):
+        response = self.call(
+            "POST", "/api/v1/auth/login", json={"email": email, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="module")
+def api(nameko_config):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runner = ServiceRunner(dict(nameko_config, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}"))
+    runner.add_service(GatewayService)
+    runner.add_service(UsersService)
+    runner.start()
+    yield Api(f"http://127.0.0.1:{port}")
+    runner.stop()
+
+
+@pytest.fixture(scope="module")
+def world(api, nameko_config):
+    """An admin, one user per role, a target user and an API key to act on."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+    with ClusterRpcProxy(nameko_config, timeout=15) as cluster:
+        actor = {"id": "system", "kind": "system", "role": "admin", "ip": None, "request_id": None}
+        cluster.users.create_user(
+            actor=actor, email=admin_email, name="Admin", role="admin", password=PASSWORD
+        )
+    tokens = {"admin": api.login(admin_email)["access_token"]}
+    for role in ("manager", "sales", "analyst"):
+        email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+        created = api.call(
+            "POST",
+            "/api/v1/users",
+            token=tokens["admin"],
+            json={"email": email, "name": role.title(), "role": role, "password": PASSWORD},
+        )
+        assert created.status_code == 201, created.text
+        tokens[role] = api.login(email)["access_token"]
+    target = api.call(
+        "POST",
+        "/api/v1/users",
+        token=tokens["admin"],
+        json={
+            "email": f"target-{uuid.uuid4().hex[:8]}@example.com",
+            "name": "Target",
+            "role": "sales",
+            "password": PASSWORD,
+        },
+    ).json()
+    key = api.call(
+        "POST", "/api/v1/api-keys", token=tokens["admin"], json={"name": "erp", "role": "manager"}
+    ).json()
+    sacrificial = api.call(
+        "POST", "/api/v1/api-keys", token=tokens["admin"], json={"name": "old", "role": "sales"}
+    ).json()
+    return {"tokens": tokens, "target": target, "key": key, "sacrificial_key": sacrificial}
+
+
+def _path(operation, world):
+    values = {"user_id": world["target"]["id"], "key_id": world["sacrificial_key"]["id"]}
+    path = operation.rule
+    for name, value in values.items():
+        path = path.replace(f"<{name}>", value)
+    return path
+
+
+def _request(api, operation, world, **credentials):
+    # An empty body: allowed callers get 400 (or act on harmless targets), denied ones 403,
+    # so walking the table changes nothing that matters.
+    kwargs = {"json": {}} if operation.body is not None else {}
+    if operation.method == "PATCH":
+        kwargs["headers"] = {"If-Match": '"1"'}
+    return api.call(operation.method, _path(operation, world), **credentials, **kwargs)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_reaches_exactly_the_operations_it_is_allowed(api, world, role):
+    token = world["tokens"][role]
+    wrong = []
+    for op_id, operation in registry.operations.items():
+        response = _request(api, operation, world, token=token)
+        allowed = EXPECTED[op_id] == PUBLIC or role in EXPECTED[op_id]
+        if allowed and response.status_code in (401, 403):
+            wrong.append(f"{op_id}: {role} refused ({response.status_code})")
+        if not allowed and response.status_code != 403:
+            wrong.append(f"{op_id}: {role} got {response.status_code}, expected 403")
+        assert response.status_code < 500, f"{op_id}: {response.status_code} {response.text}"
+    assert not wrong, "\n".join(wrong)
+
+
+def _forge(token, **changes):
+    """Re-sign a token's claims with the real key (the one the users service derives)."""
+    from shared.config import settings
+
+    claims = jwt.decode(token, options={"verify_signature": False})
+    claims.update(changes)
+    key = hmac.new(settings().secret_key.encode(), b"jwt-access", hashlib.sha256).digest()
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
+def _alg_none(token):
+    _header, payload, _ = token.split(".")
+    none = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    return none.decode().rstrip("=") + "." + payload + "."
+
+
+def _tampered(token):
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["role"] = "admin"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"{header}.{forged}.{signature}"
+
+
+def test_bad_credentials_are_401_on_every_protected_operation(api, world, nameko_config):
+    sales_email = f"sales2-{uuid.uuid4().hex[:8]}@example.com"
+    api.call(
+        "POST",
+        "/api/v1/users",
+        token=world["tokens"]["admin"],
+        json={"email": sales_email, "name": "S", "role": "sales", "password": PASSWORD},
+    )
+    revoked = api.login(sales_email)
+    assert (
+        api.call(
+            "POST", "/api/v1/auth/logout", json={"refresh_token": revoked["refresh_token"]}
+        ).status_code
+        == 204
+    )
+    fresh = world["tokens"]["sales"]
+    cases = {
+        "missing": None,
+        "expired": _forge(fresh, exp=int(time.time()) - 60),
+        "revoked": revoked["access_token"],
+        "tampered": _tampered(fresh),
+        "alg none": _alg_none(fresh),
+        "garbage": "not-a-token",
+    }
+    codes = {
+        "expired": "token_expired",
+        "revoked": "session_revoked",
+        "tampered": "token_invalid",
+        "alg none": "token_invalid",
+        "garbage": "token_invalid",
+        "missing": "authentication_required",
+    }
+    wrong = []
+    for op_id, operation in registry.operations.items():
+        if operation.public:
+            continue
+        for case, token in cases.items():
+            response = _request(api, operation, world, token=token)
+            if response.status_code != 401:
+                wrong.append(f"{op_id} with a {case} token: {response.status_code}")
+            elif response.json().get("code") != codes[case]:
+                wrong.append(f"{op_id} with a {case} token: code {response.json().get('code')}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_api_keys_act_with_their_role_and_never_as_a_person(api, world):
+    key = world["key"]["key"]
+    assert api.call("GET", "/api/v1/me", api_key=key).status_code == 403
+    assert api.call("GET", "/api/v1/users", api_key=key).status_code == 403  # role manager
+    admin_key = api.call(
+        "POST",
+        "/api/v1/api-keys",
+        token=world["tokens"]["admin"],
+        json={"name": "ops", "role": "admin"},
+    ).json()
+    assert api.call("GET", "/api/v1/users", api_key=admin_key["key"]).status_code == 200
+    api.call("POST", f"/api/v1/api-keys/{admin_key['id']}/revoke", token=world["tokens"]["admin"])
+    response = api.call("GET", "/api/v1/users", api_key=admin_key["key"])
+    assert response.status_code == 401
+    assert api.call("GET", "/api/v1/users", api_key="cms_forged").status_code == 401
