@@ -3,8 +3,11 @@ the web UI."""
 
 from __future__ import annotations
 
+from nameko.dependency_providers import Config
+
 from gateway import routes  # noqa: F401 - registers the operations
 from gateway.auth import authenticate, record_audit
+from gateway.clients import client_ip
 from gateway.http import api
 from gateway.openapi import cached_spec
 from gateway.operations import Router, registry
@@ -24,12 +27,17 @@ class GatewayService:
     name = "gateway"
     rpc = Rpc()
     context = RequestContext()
+    config = Config()
 
     @api("GET,POST,PUT,PATCH,DELETE", "/api/v1/<path:path>")
     def api_v1(self, request, path):
         """Every operation of the JSON API (see gateway/routes)."""
-        client_ip = request.remote_addr
-        return ROUTER.dispatch(request, self.rpc, client_ip)
+        address = client_ip(
+            request.remote_addr,
+            request.headers.get("X-Forwarded-For"),
+            self.config.get("TRUSTED_PROXIES") or (),
+        )
+        return ROUTER.dispatch(request, self.rpc, address)
 
     @api("GET", "/api/openapi.json")
     def openapi(self, request):

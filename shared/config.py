@@ -66,6 +66,8 @@ class Settings:
     relay_batch_size: int
     log_level: str
     role_prefix: str
+    trusted_proxies: tuple[str, ...] = ()
+    max_body_bytes: int = 1024 * 1024
     db_passwords: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -109,6 +111,8 @@ class Settings:
             "HEARTBEAT": self.amqp_heartbeat,
             "WEB_SERVER_ADDRESS": f"{self.gateway_host}:{self.gateway_port}",
             "serializer": "json",
+            "TRUSTED_PROXIES": list(self.trusted_proxies),
+            "MAX_BODY_BYTES": self.max_body_bytes,
         }
         config.update(overrides)
         return config
@@ -131,6 +135,10 @@ def load_settings() -> Settings:
         relay_batch_size=_env_int("CMS_RELAY_BATCH_SIZE", 500),
         log_level=_env("CMS_LOG_LEVEL", "INFO").upper(),
         role_prefix=_env("CMS_DB_ROLE_PREFIX", "cms_"),
+        trusted_proxies=tuple(
+            part.strip() for part in _env("CMS_TRUSTED_PROXIES", "").split(",") if part.strip()
+        ),
+        max_body_bytes=_env_int("CMS_MAX_BODY_BYTES", 1024 * 1024),
         db_passwords={
             service: os.environ[f"CMS_DB_PASSWORD_{service.upper()}"]
             for service in SERVICES

@@ -13,12 +13,8 @@ import uuid
 
 import jwt
 import pytest
-import requests
-from nameko.runners import ServiceRunner
 
 from gateway.operations import ROLES, registry
-from gateway.service import GatewayService
-from services.users.service import UsersService
 
 ADMIN = {"admin"}
 ANY = set(ROLES)
@@ -52,7 +48,7 @@ EXPECTED = {
     "listAudit": ADMIN,
 }
 
-PASSWORD = "Plenty-Long-Passphrase-7"
+PASSWORD = "Plenty-Long-Passphrase-7"  # the one gateway/tests/conftest.py creates users with
 
 
 def test_every_operation_has_a_declared_permission():
@@ -63,53 +59,10 @@ def test_every_operation_has_a_declared_permission():
     assert declared == EXPECTED
 
 
-class Api:
-    def __init__(self, base):
-        self.base = base
-
-    def call(self, method, path, token=None, api_key=None, **kwargs):
-        headers = kwargs.pop("headers", {})
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if api_key:
-            headers["X-API-Key"] = api_key
-        return requests.request(method, self.base + path, headers=headers, timeout=15, **kwargs)
-
-    def login(self, email, password=PASSWORD):
-        response = self.call(
-            "POST", "/api/v1/auth/login", json={"email": email, "password": password}
-        )
-        assert response.status_code == 200, response.text
-        return response.json()
-
-
 @pytest.fixture(scope="module")
-def api(nameko_config):
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    runner = ServiceRunner(dict(nameko_config, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}"))
-    runner.add_service(GatewayService)
-    runner.add_service(UsersService)
-    runner.start()
-    yield Api(f"http://127.0.0.1:{port}")
-    runner.stop()
-
-
-@pytest.fixture(scope="module")
-def world(api, nameko_config):
-    """An admin, one user per role, a target user and an API key to act on."""
-    from nameko.standalone.rpc import ClusterRpcProxy
-
-    admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
-    with ClusterRpcProxy(nameko_config, timeout=15) as cluster:
-        actor = {"id": "system", "kind": "system", "role": "admin", "ip": None, "request_id": None}
-        cluster.users.create_user(
-            actor=actor, email=admin_email, name="Admin", role="admin", password=PASSWORD
-        )
-    tokens = {"admin": api.login(admin_email)["access_token"]}
+def world(api, admin):
+    """An admin, one user per role, a target user and API keys to act on."""
+    tokens = {"admin": admin[1]}
     for role in ("manager", "sales", "analyst"):
         email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
         created = api.call(
