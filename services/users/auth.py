@@ -3,6 +3,7 @@ token rotation with reuse detection, logout, and access-token authentication."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select, update
@@ -20,6 +21,8 @@ from services.users.sessions import (
 )
 from services.users.uow import UnitOfWork, event_metadata
 from shared.errors import NotFound, Unauthorized
+
+log = logging.getLogger(__name__)
 
 
 def _unauthorized(detail: str, code: str, **extra: Any) -> Unauthorized:
@@ -128,6 +131,7 @@ class Auth:
         if any(event_type == "user.locked" for event_type, _ in changes):
             for event_type, payload in changes:
                 activity.apply(event_type, payload, uow.now)
+            log.warning("user %s locked after repeated failed sign-ins", activity.user_id)
             return _locked(activity, uow)
         if reason == "invalid_otp":
             return _unauthorized("the one-time code is not valid", "invalid_otp")
@@ -222,6 +226,9 @@ class Auth:
             ).one()
             if token.used_at is not None:
                 # Presented twice: one of the two holders stole it. End the whole family.
+                log.warning(
+                    "refresh token reused: revoking session %s of user %s", session_id, user_id
+                )
                 revoke_sessions(uow, user_id, "refresh_reused", only=session_id)
                 failure = _unauthorized(
                     "this refresh token was already used; the session has been revoked",

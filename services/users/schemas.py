@@ -141,6 +141,14 @@ class LogoutArgs(Schema):
     refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=512))
 
 
+class AuthenticateArgs(Schema):
+    access_token = fields.String(required=True, validate=validate.Length(min=1, max=8192))
+
+
+class AuthenticateApiKeyArgs(Schema):
+    key = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
 class UserIdArgs(Schema):
     user_id = _id(required=True)
 

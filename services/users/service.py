@@ -12,6 +12,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from marshmallow import ValidationError
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.timer import timer
@@ -200,13 +201,19 @@ class UsersService(EventSourcedService):
 
     @api
     def authenticate(self, access_token) -> dict[str, Any]:
-        if not isinstance(access_token, str) or not 0 < len(access_token) <= 8192:
-            raise Unauthorized("invalid access token", {"code": "token_invalid"})
-        return Auth(self.db, self.request_id).authenticate(access_token)
+        try:
+            args = schemas.AuthenticateArgs().load({"access_token": access_token})
+        except ValidationError:  # a credential of the wrong shape is no credential: 401
+            raise Unauthorized("invalid access token", {"code": "token_invalid"}) from None
+        return Auth(self.db, self.request_id).authenticate(**args)
 
     @api
     def authenticate_api_key(self, key) -> dict[str, Any]:
-        return ApiKeys(self.db, self.request_id).authenticate(key)
+        try:
+            args = schemas.AuthenticateApiKeyArgs().load({"key": key})
+        except ValidationError:
+            raise Unauthorized("invalid API key", {"code": "api_key_invalid"}) from None
+        return ApiKeys(self.db, self.request_id).authenticate(**args)
 
     # -- second factor -----------------------------------------------------------------------
 
