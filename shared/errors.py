@@ -7,6 +7,7 @@ same class (with the same arguments) instead of a generic ``RemoteError``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from nameko.exceptions import registry
@@ -18,10 +19,14 @@ class CmsError(Exception):
     status = 500
     title = "Internal error"
 
-    def __init__(self, detail: str = "", extra: dict[str, Any] | None = None):
-        super().__init__(detail, extra or {})
+    def __init__(self, detail: str = "", extra: dict[str, Any] | str | None = None):
+        # nameko turns every argument that is not a string into its str() on the way through
+        # RPC (numbers, booleans and None included), so ``extra`` travels as a JSON string.
+        if isinstance(extra, str):
+            extra = json.loads(extra) if extra else {}
         self.detail = detail
-        self.extra = extra or {}
+        self.extra = dict(extra or {})
+        super().__init__(detail, json.dumps(self.extra, ensure_ascii=False, default=str))
 
     def __str__(self) -> str:
         return self.detail or self.title

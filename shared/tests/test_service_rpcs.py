@@ -49,3 +49,26 @@ def test_read_events_over_rpc(container_factory, nameko_config):
         assert isinstance(read_events(after_position=0, limit=5), list)
     with entrypoint_hook(container, "ping") as ping:
         assert ping()["status"] == "ok"
+
+
+def test_errors_cross_rpc_as_themselves_with_typed_extras(container_factory, nameko_config):
+    from nameko.rpc import rpc
+
+    from shared.errors import ConcurrencyError
+
+    class Failing:
+        name = "failing"
+
+        @rpc
+        def fail(self):
+            raise ConcurrencyError.for_stream("s-1", 0, 3)
+
+    container = container_factory(Failing, nameko_config)
+    container.start()
+    from nameko.standalone.rpc import ServiceRpcProxy
+
+    with ServiceRpcProxy("failing", nameko_config, timeout=10) as proxy:
+        with pytest.raises(ConcurrencyError) as caught:
+            proxy.fail()
+    assert caught.value.extra == {"stream_id": "s-1", "expected_version": 0, "actual_version": 3}
+    assert caught.value.status == 409

@@ -1,0 +1,248 @@
+"""Signing in, sessions and accounts through the gateway, as a client app meets them."""
+
+import uuid
+
+import pyotp
+import pytest
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from gateway.tests.conftest import PASSWORD
+
+
+def _email(prefix="user"):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}@example.com"
+
+
+@pytest.fixture
+def person(api, admin):
+    """A fresh sales user: ``(email, user)``."""
+    email = _email("sales")
+    response = api.call(
+        "POST",
+        "/api/v1/users",
+        token=admin[1],
+        json={"email": email, "name": "Li Lei", "role": "sales", "password": PASSWORD},
+    )
+    assert response.status_code == 201, response.text
+    return email, response.json()
+
+
+def _problem(response, status, code=None):
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    body = response.json()
+    if code:
+        assert body.get("code") == code, body
+    return body
+
+
+def test_the_request_id_reaches_the_events_a_request_causes(api, admin, nameko_config):
+    request_id = f"e2e-{uuid.uuid4()}"
+    email = _email()
+    response = api.call(
+        "POST",
+        "/api/v1/users",
+        token=admin[1],
+        headers={"X-Request-ID": request_id},
+        json={"email": email, "name": "Han Meimei", "role": "analyst", "password": PASSWORD},
+    )
+    assert response.status_code == 201
+    assert response.headers["Location"] == f"/api/v1/users/{response.json()['id']}"
+    with ClusterRpcProxy(nameko_config, timeout=15) as cluster:
+        events = cluster.users.read_events(after_position=0, limit=1000, types=["user.registered"])
+    mine = [e for e in events if e["stream_id"] == response.json()["id"]]
+    assert mine and mine[0]["metadata"]["request_id"] == request_id
+    assert "password" not in str(mine[0]["payload"]).lower()
+
+
+def test_refresh_tokens_rotate_and_a_reused_one_ends_the_session(api, person):
+    first = api.login(person[0])
+    second = api.call(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    ).json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert api.call("GET", "/api/v1/me", token=second["access_token"]).status_code == 200
+    reused = api.call(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    )
+    _problem(reused, 401, "refresh_reused")
+    _problem(
+        api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}),
+        401,
+    )
+    _problem(api.call("GET", "/api/v1/me", token=second["access_token"]), 401, "session_revoked")
+
+
+def test_five_failures_lock_the_account(api, person):
+    client = api.client()
+    for _ in range(5):
+        response = client.call(
+            "POST", "/api/v1/auth/login", json={"email": person[0], "password": "wrong-" * 3}
+        )
+        _problem(response, 401)
+    locked = client.call(
+        "POST", "/api/v1/auth/login", json={"email": person[0], "password": PASSWORD}
+    )
+    body = _problem(locked, 401, "account_locked")
+    assert 0 < body["retry_after"] <= 900
+
+
+def test_too_many_attempts_from_one_client_are_429(api):
+    client = api.client()
+    statuses = [
+        client.call(
+            "POST", "/api/v1/auth/login", json={"email": _email(), "password": "nope-nope-nope"}
+        ).status_code
+        for _ in range(21)
+    ]
+    assert statuses[:20] == [401] * 20
+    assert statuses[20] == 429
+    response = client.call(
+        "POST", "/api/v1/auth/login", json={"email": _email(), "password": "nope-nope-nope"}
+    )
+    assert _problem(response, 429)["retry_after"] > 0
+    other = api.client().call(
+        "POST", "/api/v1/auth/login", json={"email": _email(), "password": "nope-nope-nope"}
+    )
+    assert other.status_code == 401
+
+
+@pytest.mark.parametrize("password", ["short-pw", "password1234", "qwertyuiopasdf", "x" * 1025])
+def test_weak_or_absurd_passwords_are_refused_naming_the_field(api, admin, password):
+    response = api.call(
+        "POST",
+        "/api/v1/users",
+        token=admin[1],
+        json={"email": _email(), "name": "Weak", "role": "sales", "password": password},
+    )
+    assert "password" in _problem(response, 400)["errors"]
+
+
+def test_profile_edits_need_the_current_etag(api, person):
+    token = api.login(person[0])["access_token"]
+    me = api.call("GET", "/api/v1/me", token=token)
+    etag = me.headers["ETag"]
+    _problem(api.call("PATCH", "/api/v1/me", token=token, json={"language": "en"}), 428)
+    changed = api.call(
+        "PATCH", "/api/v1/me", token=token, headers={"If-Match": etag}, json={"language": "en"}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["language"] == "en" and changed.headers["ETag"] != etag
+    stale = api.call(
+        "PATCH", "/api/v1/me", token=token, headers={"If-Match": etag}, json={"name": "Stale"}
+    )
+    _problem(stale, 412)
+    assert api.call("GET", "/api/v1/me", token=token).json()["name"] == "Li Lei"
+
+
+def test_duplicate_email_is_a_conflict(api, admin, person):
+    response = api.call(
+        "POST",
+        "/api/v1/users",
+        token=admin[1],
+        json={"email": person[0].upper(), "name": "Dup", "role": "sales", "password": PASSWORD},
+    )
+    _problem(response, 409)
+
+
+def test_deactivation_ends_sessions_at_once_and_is_audited(api, admin, person):
+    token = api.login(person[0])["access_token"]
+    user_id = person[1]["id"]
+    request_id = f"audit-{uuid.uuid4()}"
+    response = api.call(
+        "POST",
+        f"/api/v1/users/{user_id}/deactivate",
+        token=admin[1],
+        headers={"X-Request-ID": request_id},
+    )
+    assert response.status_code == 200 and response.json()["active"] is False
+    _problem(api.call("GET", "/api/v1/me", token=token), 401, "session_revoked")
+    _problem(
+        api.call("POST", "/api/v1/auth/login", json={"email": person[0], "password": PASSWORD}),
+        401,
+        "account_inactive",
+    )
+    entries = api.call(
+        "GET", f"/api/v1/audit?resource_id={user_id}&action=users.deactivate", token=admin[1]
+    ).json()["items"]
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry["request_id"] == request_id and entry["ip"] == api.ip
+    assert entry["method"] == "POST" and entry["status"] == 200
+    assert entry["actor_role"] == "admin" and entry["resource_type"] == "user"
+
+
+def test_an_admin_cannot_deactivate_themselves(api, admin):
+    me = api.call("GET", "/api/v1/me", token=admin[1]).json()
+    _problem(api.call("POST", f"/api/v1/users/{me['id']}/deactivate", token=admin[1]), 422)
+
+
+def test_two_factor_sign_in_with_an_authenticator_and_a_recovery_code(api, person):
+    token = api.login(person[0])["access_token"]
+    enrolment = api.call("POST", "/api/v1/me/mfa/totp", token=token).json()
+    assert enrolment["otpauth_uri"].startswith("otpauth://totp/")
+    assert enrolment["qr_svg"].lstrip().startswith("<")
+    wrong = api.call("POST", "/api/v1/me/mfa/totp/confirm", token=token, json={"code": "000000"})
+    assert "code" in _problem(wrong, 400)["errors"]
+    code = pyotp.TOTP(enrolment["secret"]).now()
+    codes = api.call(
+        "POST", "/api/v1/me/mfa/totp/confirm", token=token, json={"code": code}
+    ).json()["recovery_codes"]
+    assert len(codes) == 10
+    login = {"email": person[0], "password": PASSWORD}
+    _problem(api.call("POST", "/api/v1/auth/login", json=login), 401, "mfa_required")
+    assert api.login(person[0], otp=codes[0])["user"]["mfa_enabled"] is True
+    _problem(api.call("POST", "/api/v1/auth/login", json={**login, "otp": codes[0]}), 401)
+
+
+def test_self_registration_follows_the_admin_setting(api, admin):
+    body = {"email": _email("self"), "name": "Self", "password": PASSWORD}
+    assert api.call("GET", "/api/v1/auth/config").json() == {"self_registration": False}
+    _problem(api.call("POST", "/api/v1/auth/register", json=body), 403, "registration_disabled")
+    on = api.call(
+        "PATCH", "/api/v1/settings/security", token=admin[1], json={"self_registration": True}
+    )
+    assert on.status_code == 200 and on.json()["self_registration"] is True
+    try:
+        registered = api.call("POST", "/api/v1/auth/register", json=body)
+        assert registered.status_code == 201, registered.text
+        assert registered.json()["role"] == "sales"
+        assert api.login(body["email"])["user"]["email"] == body["email"]
+    finally:
+        api.call(
+            "PATCH",
+            "/api/v1/settings/security",
+            token=admin[1],
+            json={"self_registration": False},
+        )
+
+
+def test_a_role_that_requires_two_factor_must_enrol_before_anything_else(api, admin):
+    email = _email("analyst")
+    api.call(
+        "POST",
+        "/api/v1/users",
+        token=admin[1],
+        json={"email": email, "name": "A", "role": "analyst", "password": PASSWORD},
+    )
+    api.call(
+        "PATCH",
+        "/api/v1/settings/security",
+        token=admin[1],
+        json={"mfa_required_roles": ["analyst"]},
+    )
+    try:
+        signed_in = api.login(email)
+        assert signed_in["user"]["mfa_setup_required"] is True
+        token = signed_in["access_token"]
+        assert api.call("GET", "/api/v1/me", token=token).status_code == 200
+        enrolment = api.call("POST", "/api/v1/me/mfa/totp", token=token).json()
+        code = pyotp.TOTP(enrolment["secret"]).now()
+        confirmed = api.call(
+            "POST", "/api/v1/me/mfa/totp/confirm", token=token, json={"code": code}
+        )
+        assert confirmed.status_code == 200
+    finally:
+        api.call(
+            "PATCH", "/api/v1/settings/security", token=admin[1], json={"mfa_required_roles": []}
+        )
