@@ -62,10 +62,11 @@ def unique_ip():
     return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def users_container(nameko_config):
-    """One users container for the whole run: what ``container_factory`` makes, kept alive
-    (stopping a container takes about a second; per test that would dominate the run)."""
+    """One users container per test module: what ``container_factory`` makes, kept for the
+    module (stopping a container takes about a second; per test that would dominate the run)
+    and stopped after it, so that no other suite finds a ``users`` service it did not start."""
     container = get_container_cls(nameko_config)(UsersService, nameko_config)
     container.start()
     yield container
