@@ -1,7 +1,8 @@
 """Settings read from environment variables, with defaults that work on a developer machine.
 
-Every setting is documented in the README ("Configuration"). Nothing else in the code reads
-``os.environ`` for CMS settings: ask :func:`settings` instead.
+Every setting is documented in the README ("Configuration"). Settings that only one service
+uses live in that service's own ``config.py``, built the same way (read once, validated,
+documented); nothing else reads ``os.environ`` for CMS settings.
 """
 
 from __future__ import annotations
