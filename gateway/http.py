@@ -47,6 +47,9 @@ class ApiEntrypoint(HttpRequestHandler):
 
     def __init__(self, method, url, max_body: int | None = None, **kwargs):
         self.max_body = max_body
+        # errors meant for the caller are answered, not failures of the gateway: nameko logs
+        # them as warnings
+        kwargs.setdefault("expected_exceptions", (CmsError,))
         super().__init__(method, url, **kwargs)
 
     def handle_request(self, request):
