@@ -15,10 +15,12 @@ $(BIN)/cms: pyproject.toml constraints.txt
 
 install: $(BIN)/cms ui ## the Python environment and the built web UI
 
-ui: ## build the web UI (Vue + Element Plus, bundled by Vite: no CDN)
-	@if [ -f $(UI)/package.json ]; then \
-		cd $(UI) && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent; \
-	fi
+UI_SOURCES := $(shell find $(UI)/src $(UI)/public $(UI)/index.html $(UI)/package.json $(UI)/package-lock.json $(UI)/vite.config.js -type f 2>/dev/null)
+
+ui: $(UI)/dist/index.html ## build the web UI (Vue + Element Plus, bundled by Vite: no CDN)
+
+$(UI)/dist/index.html: $(UI_SOURCES)
+	cd $(UI) && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 run: install ## create database, roles, schemas; migrate; start every service and the gateway
 	$(BIN)/cms run
