@@ -72,3 +72,11 @@ def test_errors_cross_rpc_as_themselves_with_typed_extras(container_factory, nam
             proxy.fail()
     assert caught.value.extra == {"stream_id": "s-1", "expected_version": 0, "actual_version": 3}
     assert caught.value.status == 409
+
+
+def test_the_session_pool_has_a_connection_per_worker(container_factory, nameko_config):
+    container = container_factory(OrdersService, dict(nameko_config, max_workers=7))
+    container.start()
+    (database,) = [d for d in container.dependencies if d.attr_name == "db"]
+    assert database.engine.pool.size() == 7
+    assert database.engine.url.username == "cms_orders"
