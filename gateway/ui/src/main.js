@@ -9,16 +9,16 @@ import './styles/main.css'
 
 import App from './App.vue'
 import { i18n } from './i18n/index.js'
+import { START_LOCATION } from 'vue-router'
 import { router } from './router/index.js'
 import { setSessionLostHandler } from './api/client.js'
 
-setSessionLostHandler((reason) => {
+// A session that ends while a page is open (refresh refused, token no longer accepted) sends
+// the user to the login page, which says why and returns to the page after signing in.
+setSessionLostHandler(() => {
   const current = router.currentRoute.value
-  if (current.meta?.public) return
-  router.replace({
-    name: 'login',
-    query: { reason, ...(current.fullPath && current.fullPath !== '/' ? { redirect: current.fullPath } : {}) },
-  })
+  if (current.meta?.public || current === START_LOCATION) return // the guard in charge handles it
+  router.replace({ path: current.fullPath, force: true })
 })
 
 const app = createApp(App)

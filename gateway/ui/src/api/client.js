@@ -136,10 +136,17 @@ export function refreshTokens() {
 }
 
 let lost = false
+let lossReason = null
+
+/** Why the last session ended ("expired" | "invalid"), until the next sign-in. */
+export function sessionLossReason() {
+  return session.accessToken ? null : lossReason
+}
 
 function sessionLost(reason) {
   if (lost) return
   lost = true
+  lossReason = reason
   clearSession()
   try {
     onSessionLost(reason)

@@ -2,6 +2,7 @@ import { createRouter, createWebHistory } from 'vue-router'
 import { House, User, Key, Tickets, Lock } from '@element-plus/icons-vue'
 import { session, isAuthenticated } from '../api/session.js'
 import { fetchMe } from '../api/auth.js'
+import { sessionLossReason } from '../api/client.js'
 import AppLayout from '../layouts/AppLayout.vue'
 import LoginView from '../views/LoginView.vue'
 
@@ -125,20 +126,27 @@ export function navigationFor(user) {
   return sections
 }
 
+function loginRoute(to, reason) {
+  const query = {}
+  if (reason) query.reason = reason
+  if (to.fullPath !== '/') query.redirect = to.fullPath
+  return { name: 'login', query }
+}
+
 router.beforeEach(async (to) => {
   if (to.meta.public) {
     if (isAuthenticated() && (to.name === 'login' || to.name === 'register')) return { name: 'home' }
     return true
   }
   if (!isAuthenticated()) {
-    return { name: 'login', query: to.fullPath !== '/' ? { redirect: to.fullPath } : {} }
+    return loginRoute(to, sessionLossReason())
   }
   if (!session.user || !session.meEtag) {
     try {
       await fetchMe()
     } catch {
-      // A lost session has already sent us to the login page; anything else, keep what we have.
-      if (!isAuthenticated()) return { name: 'login', query: { redirect: to.fullPath } }
+      // A lost session goes to the login page, saying why; anything else, keep what we have.
+      if (!isAuthenticated()) return loginRoute(to, sessionLossReason() || 'expired')
     }
   }
   if (to.name === 'mfa-setup' && session.user && !session.user.mfa_setup_required) {

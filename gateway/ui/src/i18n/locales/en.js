@@ -124,7 +124,7 @@ export default {
   auth: {
     signInTitle: 'Sign in',
     signInSubtitle: 'Welcome to the Customer Management System. Sign in to your account.',
-    emailPlaceholder: 'name@example.com',
+    emailPlaceholder: "name{'@'}example.com",
     otp: 'Two-factor code',
     otpPlaceholder: '6-digit code',
     otpHint: 'Open your authenticator app for the code. Without your phone, enter one of your recovery codes.',

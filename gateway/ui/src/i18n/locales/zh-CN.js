@@ -126,7 +126,7 @@ export default {
   auth: {
     signInTitle: '登录',
     signInSubtitle: '欢迎使用客户管理系统，请登录您的账号。',
-    emailPlaceholder: 'name@example.com',
+    emailPlaceholder: "name{'@'}example.com",
     otp: '两步验证码',
     otpPlaceholder: '6 位数字验证码',
     otpHint: '打开身份验证器应用查看验证码；如无法使用手机，也可输入一个恢复码。',

@@ -1,0 +1,56 @@
+"""The web UI in a real Chromium against the whole stack (every service + the gateway).
+
+The flows live in ui_flows.py and run in a child pytest without the root conftest: the
+eventlet monkey patch applied there makes Playwright's sync API hang. This test hands the
+child the live stack's address and fails with the child's report.
+
+Needs: the UI built (``npm ci && npm run build`` in gateway/ui, served by the gateway) and
+Debian's Chromium at /usr/bin/chromium (``apt-get install -y chromium``; CMS_CHROMIUM overrides).
+Select with ``pytest -m browser``; leave out with ``-m "not browser"``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FLOWS = Path(__file__).with_name("ui_flows.py")
+CHROMIUM = os.environ.get("CMS_CHROMIUM", "/usr/bin/chromium")
+TIMEOUT_S = 600
+
+
+@pytest.mark.browser
+def test_ui_flows_in_chromium(live_stack):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (or set CMS_CHROMIUM)")
+    env = {
+        **os.environ,
+        "CMS_UI_URL": live_stack.url,
+        "CMS_UI_ADMIN_EMAIL": live_stack.admin_email,
+        "CMS_UI_ADMIN_PASSWORD": live_stack.admin_password,
+    }
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--noconftest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rfE",
+            str(FLOWS),
+        ],
+        cwd=FLOWS.parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    report = child.stdout + child.stderr
+    print(report)
+    assert child.returncode == 0, f"browser flows failed:\n{report}"
