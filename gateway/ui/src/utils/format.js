@@ -50,6 +50,7 @@ export function formatDuration(totalSeconds) {
   const { t } = i18n.global
   const s = Math.max(0, Math.ceil(Number(totalSeconds) || 0))
   if (s < 60) return t('time.seconds', { n: s }, s)
+  if (s < 600 && s % 60 !== 0) return t('time.minutesSeconds', { m: Math.floor(s / 60), s: s % 60 })
   if (s < 3600) {
     const m = Math.ceil(s / 60)
     return t('time.minutes', { n: m }, m)
