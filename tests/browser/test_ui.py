@@ -54,3 +54,4 @@ def test_ui_flows_in_chromium(live_stack):
     report = child.stdout + child.stderr
     print(report)
     assert child.returncode == 0, f"browser flows failed:\n{report}"
+    assert "skipped" not in report, f"browser flows were skipped:\n{report}"

@@ -116,19 +116,30 @@ def switch_language(page: Page, code: str) -> None:
     expect(page.locator("html")).to_have_attribute("lang", code)
 
 
-def api_as_page_user(page: Page, method: str, path: str) -> dict:
+def api_as_page_user(page: Page, method: str, path: str, body: dict | None = None) -> dict:
     """Call the API from the page with the signed-in user's own token: {status, body}."""
     return page.evaluate(
-        """async ([method, path]) => {
+        """async ([method, path, body]) => {
             const s = JSON.parse(sessionStorage.getItem('cms.session'))
             const headers = { Authorization: 'Bearer ' + s.accessToken }
-            const r = await fetch(path, { method, headers })
-            let body = null
-            try { body = await r.json() } catch (e) {}
-            return { status: r.status, body }
+            const init = { method, headers }
+            if (body !== null) {
+                headers['Content-Type'] = 'application/json'
+                init.body = JSON.stringify(body)
+            }
+            const r = await fetch(path, init)
+            let answer = null
+            try { answer = await r.json() } catch (e) {}
+            return { status: r.status, body: answer }
         }""",
-        [method, path],
+        [method, path, body],
     )
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("menu-logout").click()
+    expect(page).to_have_url(re.compile(r"/login"))
 
 
 def test_admin_creates_analyst_who_cannot_manage_users(page: Page, live_stack):
@@ -173,9 +184,7 @@ def test_admin_creates_analyst_who_cannot_manage_users(page: Page, live_stack):
     expect(row).to_contain_text("Active")
 
     # Sign out: back on the sign-in page, still in English (remembered in this browser).
-    page.get_by_test_id("user-menu").click()
-    page.get_by_test_id("menu-logout").click()
-    expect(page).to_have_url(re.compile(r"/login"))
+    sign_out(page)
     expect(page.get_by_test_id("login-submit")).to_have_text("Sign in")
 
     # The analyst has no user administration, in the menu or by address.
@@ -230,3 +239,48 @@ def test_session_is_renewed_and_its_loss_leads_to_login(page: Page, live_stack):
     expect(page).to_have_url(re.compile(r"/login"))
     expect(page.get_by_test_id("login-notice")).to_be_visible()
     assert page.evaluate("() => sessionStorage.getItem('cms.session')") is None
+
+
+def test_user_turns_on_two_factor_and_signs_in_with_a_recovery_code(page: Page, live_stack):
+    import pyotp
+
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    email = f"sales-{uuid.uuid4().hex[:8]}@example.com"
+    password = "Sales-Passw0rd-2024!"
+    created = api_as_page_user(
+        page,
+        "POST",
+        "/api/v1/users",
+        {"email": email, "name": "Sam Sales", "role": "sales", "password": password},
+    )
+    assert created["status"] == 201, created
+    sign_out(page)
+
+    login(page, email, password)
+    switch_language(page, "zh-CN")
+    page.goto("/profile?tab=security")
+    page.get_by_test_id("mfa-start").click()
+    expect(page.get_by_test_id("mfa-qr")).to_be_visible()
+    secret = page.get_by_test_id("mfa-secret").inner_text().replace(" ", "")
+    page.locator("input[name=totp-code]").fill(pyotp.TOTP(secret).now())
+    page.get_by_test_id("mfa-confirm").click()
+    codes = page.get_by_test_id("recovery-codes").locator("li")
+    expect(codes.first).to_be_visible()
+    recovery_code = codes.first.inner_text().strip()
+    page.get_by_test_id("mfa-done").click()
+    expect(page.get_by_test_id("mfa-disable")).to_be_visible()
+    sign_out(page)
+
+    # The password alone is not enough any more; a recovery code stands in for the app's code.
+    page.locator("input[name=email]").fill(email)
+    page.locator("input[name=password]").fill(password)
+    page.get_by_test_id("login-submit").click()
+    otp = page.locator("input[name=otp]")
+    expect(otp).to_be_visible()
+    otp.fill("000000")
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_text("验证码不正确或已过期。")).to_be_visible()
+    otp.fill(recovery_code)
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("home-page")).to_be_visible()
+    expect(page.get_by_test_id("nav-users")).to_have_count(0)
