@@ -147,7 +147,8 @@ class Auth:
         if enrolment is None:
             return None
         if totp.is_totp_code(otp):
-            step = totp.matching_step(enrolment.secret, otp, uow.now, enrolment.last_used_step)
+            secret = totp.decrypt_secret(enrolment.secret_encrypted, user_id)
+            step = totp.matching_step(secret, otp, uow.now, enrolment.last_used_step)
             if step is None:
                 return None
             uow.conn.execute(

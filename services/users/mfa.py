@@ -2,8 +2,9 @@
 
 Only the user may enrol their own authenticator (nobody else should ever see the secret). It
 may be removed by the user (with their password) or by an admin (with the admin's own
-password, for a lost phone). The secret and recovery codes stay in private tables; events only
-say that MFA was enabled or disabled.
+password, for a lost phone). The secret (encrypted, see ``totp.encrypt_secret``) and the
+recovery codes (hashed) stay in private tables; events only say that MFA was enabled or
+disabled.
 """
 
 from __future__ import annotations
@@ -53,14 +54,15 @@ class Mfa:
                     {"code": "mfa_already_enabled"},
                 )
             secret = totp.new_secret()
+            stored = totp.encrypt_secret(secret, user_id)
             statement = pg_insert(tables.user_totp).values(
-                user_id=user_id, secret=secret, created_at=uow.now, confirmed_at=None
+                user_id=user_id, secret_encrypted=stored, created_at=uow.now, confirmed_at=None
             )
             uow.conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=["user_id"],
                     set_={
-                        "secret": secret,
+                        "secret_encrypted": stored,
                         "created_at": uow.now,
                         "confirmed_at": None,
                         "last_used_step": None,
@@ -94,7 +96,8 @@ class Mfa:
                     "start the authenticator set-up first (or again: it expired)",
                     {"code": "mfa_not_started"},
                 )
-            step = totp.matching_step(pending.secret, code, uow.now)
+            secret = totp.decrypt_secret(pending.secret_encrypted, user_id)
+            step = totp.matching_step(secret, code, uow.now)
             if step is None:
                 raise BadRequest.for_fields(
                     {"code": ["The code is not valid. Check the time on your device."]}

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -81,7 +82,8 @@ user_totp = Table(
     "user_totp",
     metadata,
     Column("user_id", UUID(as_uuid=False), primary_key=True),
-    Column("secret", Text, nullable=False),
+    # AES-GCM under a key derived from CMS_SECRET_KEY, bound to the user (totp.encrypt_secret)
+    Column("secret_encrypted", LargeBinary, nullable=False),
     _ts("created_at", False),
     _ts("confirmed_at"),
     Column("last_used_step", BigInteger),

@@ -3,20 +3,34 @@
 Codes are 6 digits, 30-second steps, accepted one step early or late (clock drift). A step
 that was used once is never accepted again for the same user (replay protection): callers
 keep the last used step and pass it in.
+
+The shared secret must be readable to check a code, so it cannot be hashed: it is kept
+encrypted at rest (:func:`encrypt_secret`), with AES-256-GCM under a key derived from
+``CMS_SECRET_KEY`` (HKDF-SHA256, its own label) and the user's id as associated data, so a
+database dump alone does not give anyone's second factor, and a row copied onto another user
+does not decrypt. Changing ``CMS_SECRET_KEY`` makes the stored secrets unreadable: users with
+two-factor sign-in then need an admin to remove it and enrol again.
 """
 
 from __future__ import annotations
 
 import hmac
+import os
 import re
 import secrets
 from datetime import datetime
+from functools import lru_cache
 
 import pyotp
 import qrcode
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from qrcode.image.svg import SvgPathImage
 
 from services.users.tokens import digest
+from shared.config import settings
 
 DIGITS = 6
 DRIFT_STEPS = 1
@@ -29,6 +43,52 @@ _TOTP_PATTERN = re.compile(rf"^\d{{{DIGITS}}}$")
 
 def new_secret() -> str:
     return pyotp.random_base32()  # 32 base32 characters: 160 bits
+
+
+# -- the secret at rest -------------------------------------------------------------------------
+
+#: HKDF ``info``: this key is for TOTP secrets and nothing else.
+SECRET_KEY_LABEL = b"cms.users.totp-secret"
+#: First byte of a stored secret: the format (version 1: nonce ‖ AES-256-GCM ciphertext+tag).
+_FORMAT_V1 = b"\x01"
+_NONCE_BYTES = 12
+
+
+class TotpSecretUnreadable(RuntimeError):
+    """A stored secret does not decrypt: ``CMS_SECRET_KEY`` changed, or the row was tampered
+    with or moved to another user."""
+
+
+@lru_cache(maxsize=4)
+def _derive_key(master: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=SECRET_KEY_LABEL).derive(
+        master.encode()
+    )
+
+
+def _aead(master: str | None) -> AESGCM:
+    return AESGCM(_derive_key(master if master is not None else settings().secret_key))
+
+
+def encrypt_secret(secret: str, user_id: str, master: str | None = None) -> bytes:
+    """What the database keeps of ``user_id``'s TOTP secret. ``master``: the secret key to
+    derive from (default: ``CMS_SECRET_KEY``)."""
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = _aead(master).encrypt(nonce, secret.encode("ascii"), str(user_id).encode())
+    return _FORMAT_V1 + nonce + sealed
+
+
+def decrypt_secret(stored: bytes, user_id: str, master: str | None = None) -> str:
+    stored = bytes(stored)
+    if stored[:1] != _FORMAT_V1:
+        raise TotpSecretUnreadable(f"the TOTP secret of user {user_id} has an unknown format")
+    nonce, sealed = stored[1 : 1 + _NONCE_BYTES], stored[1 + _NONCE_BYTES :]
+    try:
+        return _aead(master).decrypt(nonce, sealed, str(user_id).encode()).decode("ascii")
+    except InvalidTag:
+        raise TotpSecretUnreadable(
+            f"the TOTP secret of user {user_id} does not decrypt (was CMS_SECRET_KEY changed?)"
+        ) from None
 
 
 def provisioning_uri(secret: str, account: str, issuer: str) -> str:

@@ -1,11 +1,14 @@
 """TOTP enrolment, sign-in with a code or a recovery code, removal."""
 
+import base64
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
 from sqlalchemy import text
 
+from services.users import totp
 from services.users.tests.conftest import PASSWORD, system_actor, user_actor
 from shared.errors import BadRequest, Conflict, Forbidden, RuleViolation, Unauthorized
 
@@ -64,7 +67,7 @@ def test_enrol_then_sign_in_with_a_code_and_with_a_recovery_code(users, make_use
             {"s": f"{user['id']}:auth"},
         ).all()
         stored = conn.execute(
-            text("SELECT secret FROM user_totp WHERE user_id = :u"), {"u": user["id"]}
+            text("SELECT secret_encrypted FROM user_totp WHERE user_id = :u"), {"u": user["id"]}
         ).scalar_one()
         log = conn.execute(
             text("SELECT string_agg(payload::text, ' ') FROM events WHERE stream_id LIKE :s"),
@@ -78,7 +81,11 @@ def test_enrol_then_sign_in_with_a_code_and_with_a_recovery_code(users, make_use
         ("user.login_failed", "invalid_otp"),
         ("user.login_failed", "invalid_password"),
     ]
-    assert stored == secret
+    stored = bytes(stored)  # encrypted at rest: neither the secret nor its bytes
+    assert secret.encode() not in stored and base64.b32decode(secret) not in stored
+    assert totp.decrypt_secret(stored, user["id"]) == secret
+    with pytest.raises(totp.TotpSecretUnreadable):  # bound to its user
+        totp.decrypt_secret(stored, str(uuid.uuid4()))
     assert secret not in log and not any(code in log for code in recovery)
 
 

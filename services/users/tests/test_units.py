@@ -238,3 +238,18 @@ def test_payloads_are_validated():
         {"user_id": str(uuid.uuid4()), "locked_until": NOW, "failures": 5},
     )
     assert event.payload["locked_until"].endswith("Z")
+
+
+def test_totp_secrets_are_encrypted_for_one_user_under_the_secret_key():
+    secret, user_id = totp.new_secret(), str(uuid.uuid4())
+    stored = totp.encrypt_secret(secret, user_id, master="k1")
+    assert stored != totp.encrypt_secret(secret, user_id, master="k1")  # fresh nonce
+    assert secret.encode() not in stored and base64.b32decode(secret) not in stored
+    assert totp.decrypt_secret(stored, user_id, master="k1") == secret
+    for other_user, master in ((str(uuid.uuid4()), "k1"), (user_id, "k2")):
+        with pytest.raises(totp.TotpSecretUnreadable):
+            totp.decrypt_secret(stored, other_user, master=master)
+    with pytest.raises(totp.TotpSecretUnreadable):
+        totp.decrypt_secret(b"\x02" + stored[1:], user_id, master="k1")
+    # the default master key is CMS_SECRET_KEY
+    assert totp.decrypt_secret(totp.encrypt_secret(secret, user_id), user_id) == secret
