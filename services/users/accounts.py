@@ -1,6 +1,6 @@
 """Account commands: creating users (bootstrap admin, by an admin, self-registration), profile,
-passwords, role and status. Each runs in one transaction: lock, load the aggregate, decide,
-append + project, commit.
+passwords, role and status, erasure. Each runs in one transaction: lock, load the aggregate,
+decide, append + project, commit.
 
 Slow work (argon2) happens while holding only the user's row lock, never after an append: an
 append holds the event table's lock until commit, and every writer of the service waits on it.
@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from psycopg2 import errors as pg_errors
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -324,3 +324,37 @@ class Accounts:
             uow.rollback()
             raise
         return result
+
+    def erase(self, actor: dict, user_id: str) -> dict[str, Any]:
+        """Erase a user's personal data (crypto-shredding, DESIGN §2): deactivate the account,
+        end its sessions, destroy the user's key (every sealed value of theirs in the log now
+        reads as null), record ``user.erased`` (which puts placeholders in the read model), and
+        forget what the private tables hold about them (password hash, second factor, the
+        addresses their sessions came from). Not yourself, not the last active admin. Erasing
+        an erased user changes nothing."""
+        uow = self._uow(actor)
+        try:
+            uow.lock_admins()
+            user = uow.lock_and_load_user(user_id)
+            decided = user.erase(actor.get("id"), uow.other_active_admins(user_id))
+            if decided:
+                revoke_sessions(uow, user_id, "erased")
+                uow.record_user(user, decided)
+                self._forget_private_state(uow, user_id)
+                uow.vault.destroy(user_id)
+            result = views.get_user(uow.conn, user_id)
+            uow.commit()
+        except BaseException:
+            uow.rollback()
+            raise
+        return result
+
+    @staticmethod
+    def _forget_private_state(uow: UnitOfWork, user_id: str) -> None:
+        for table in (tables.user_credentials, tables.user_totp, tables.recovery_codes):
+            uow.conn.execute(delete(table).where(table.c.user_id == user_id))
+        uow.conn.execute(
+            update(tables.sessions)
+            .where(tables.sessions.c.user_id == user_id)
+            .values(client_ip=None, user_agent=None)
+        )

@@ -75,6 +75,10 @@ class Auth:
         failure: Unauthorized | None = None
         try:
             row = uow.lock_user_row(user_id)
+            if row.erased_at is not None:
+                # Nothing of the person is left to sign in with (nor to record attempts under).
+                passwords.verify_password(None, password)
+                raise invalid_credentials()
             settings = views.security_settings(uow.conn)
             activity = uow.load_activity(user_id)
             if activity.locked(uow.now):

@@ -7,6 +7,9 @@ the current window and the lock they may have caused.
 
 Rules that need other aggregates (how many active admins there are, whether an e-mail is
 taken) are passed in by the caller, which reads them under a lock.
+
+Both fold *opened* events (``services.users.personal.open_event``): personal fields in plain,
+or None once the user was erased and their key destroyed.
 """
 
 from __future__ import annotations
@@ -22,9 +25,37 @@ Change = tuple[str, dict[str, Any]]
 
 PROFILE_FIELDS = ("email", "name", "phone", "language")
 
+#: What an erased user's name reads as (their e-mail address: :func:`erased_email`).
+ERASED_NAME = "(erased)"
+
+
+def erased_email(user_id: str) -> str:
+    """Unique per user (the read model's e-mail index is unique), and undeliverable (RFC 2606)."""
+    return f"erased-{user_id}@invalid"
+
+
+def erased_profile(user_id: str) -> dict[str, Any]:
+    """The neutral values that stand for an erased user's personal data."""
+    return {"email": erased_email(user_id), "name": ERASED_NAME, "phone": None}
+
+
+def readable_profile(user_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (profile fields of an opened event) with the e-mail address and name that
+    opened as None, because the user was erased, replaced by their placeholders. (A phone
+    number may be None anyway: that is also its placeholder.)"""
+    placeholders = erased_profile(user_id)
+    return {
+        key: placeholders[key] if value is None and key in ("email", "name") else value
+        for key, value in values.items()
+    }
+
 
 def _rule(detail: str, code: str) -> RuleViolation:
     return RuleViolation(detail, {"code": code})
+
+
+def _erased() -> RuleViolation:
+    return _rule("this user was erased; the account cannot change any more", "user_erased")
 
 
 @dataclass
@@ -38,12 +69,17 @@ class User:
     role: str = "sales"
     active: bool = False
     mfa_enabled: bool = False
+    erased: bool = False
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
     @property
     def exists(self) -> bool:
         return self.version > 0
+
+    def _require_not_erased(self) -> None:
+        if self.erased:
+            raise _erased()
 
     # -- folding -----------------------------------------------------------------------------
 
@@ -59,15 +95,16 @@ class User:
         self.version += 1
         self.updated_at = occurred_at
         if event_type == "user.registered":
-            self.email = payload["email"]
-            self.name = payload["name"]
-            self.phone = payload["phone"]
+            profile = readable_profile(self.id, payload)
+            self.email = profile["email"]
+            self.name = profile["name"]
+            self.phone = profile["phone"]
             self.language = payload["language"]
             self.role = payload["role"]
             self.active = True
             self.created_at = occurred_at
         elif event_type == "user.profile_updated":
-            for key, value in payload["changes"].items():
+            for key, value in readable_profile(self.id, payload["changes"]).items():
                 setattr(self, key, value)
         elif event_type == "user.role_changed":
             self.role = payload["role"]
@@ -79,6 +116,12 @@ class User:
             self.mfa_enabled = True
         elif event_type == "user.mfa_disabled":
             self.mfa_enabled = False
+        elif event_type == "user.erased":
+            for key, value in erased_profile(self.id).items():
+                setattr(self, key, value)
+            self.active = False
+            self.mfa_enabled = False
+            self.erased = True
         # user.password_changed / user.password_reset change nothing this aggregate decides on.
 
     # -- commands ----------------------------------------------------------------------------
@@ -110,6 +153,7 @@ class User:
 
     def update_profile(self, changes: Mapping[str, Any]) -> list[Change]:
         """Only the fields whose value really changes go into the event."""
+        self._require_not_erased()
         changed = {
             key: value
             for key, value in changes.items()
@@ -120,13 +164,16 @@ class User:
         return [("user.profile_updated", {"user_id": self.id, "changes": changed})]
 
     def change_password(self) -> list[Change]:
+        self._require_not_erased()
         return [("user.password_changed", {"user_id": self.id})]
 
     def reset_password(self) -> list[Change]:
+        self._require_not_erased()
         return [("user.password_reset", {"user_id": self.id})]
 
     def change_role(self, role: str, other_active_admins: int) -> list[Change]:
         """``other_active_admins``: active admins other than this user."""
+        self._require_not_erased()
         if role == self.role:
             return []
         if self.role == "admin" and self.active and other_active_admins == 0:
@@ -147,12 +194,29 @@ class User:
             raise _rule("the last active administrator cannot be deactivated", "last_admin")
         return [("user.deactivated", {"user_id": self.id})]
 
+    def erase(self, actor_id: str | None, other_active_admins: int) -> list[Change]:
+        """Erase the user's personal data (the caller destroys their key): deactivated first
+        if still active, then ``user.erased``. Erasing an erased user changes nothing."""
+        if actor_id == self.id:
+            raise _rule("you cannot erase your own account", "cannot_erase_self")
+        if self.erased:
+            return []
+        if self.role == "admin" and self.active and other_active_admins == 0:
+            raise _rule("the last active administrator cannot be erased", "last_admin")
+        changes: list[Change] = []
+        if self.active:
+            changes.append(("user.deactivated", {"user_id": self.id}))
+        changes.append(("user.erased", {"user_id": self.id}))
+        return changes
+
     def reactivate(self) -> list[Change]:
+        self._require_not_erased()
         if self.active:
             return []
         return [("user.reactivated", {"user_id": self.id})]
 
     def enable_mfa(self) -> list[Change]:
+        self._require_not_erased()
         if self.mfa_enabled:
             return []
         return [("user.mfa_enabled", {"user_id": self.id, "method": "totp"})]

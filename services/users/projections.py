@@ -5,6 +5,11 @@ rebuilt read model equals the live one).
 Read models: ``users`` (the user list and profile), ``api_keys`` (without the keys) and
 ``security_settings`` (the overrides an admin made). Everything secret lives in private tables
 that events never feed (see the 0002 migration).
+
+:func:`project` folds *opened* events (personal fields unsealed, see ``personal.py``);
+:func:`project_all` and :func:`rebuild` open them. The personal fields of an erased user open
+as None and are projected as their placeholders, which ``user.erased`` also sets live: so a
+rebuild after an erasure gives the same rows as the live read model.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.users import tables
+from services.users.domain import erased_profile, readable_profile
 from services.users.events import AUTH_EVENTS, USER_EVENTS
+from services.users.personal import open_event
 from shared.events import RecordedEvent
 from shared.eventstore import EventStore
+from shared.sealing import Vault
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +40,7 @@ REBUILD_BATCH = 1000
 
 
 def project(conn: Connection, event: RecordedEvent) -> None:
-    """Fold one recorded event into the read models."""
+    """Fold one recorded, opened event into the read models."""
     kind, payload, at = event.type, event.payload, event.occurred_at
     if kind in USER_EVENTS:
         _project_user(conn, event)
@@ -82,13 +90,15 @@ def project(conn: Connection, event: RecordedEvent) -> None:
 
 def _project_user(conn: Connection, event: RecordedEvent) -> None:
     kind, payload, at = event.type, event.payload, event.occurred_at
+    user_id = str(payload["user_id"])
     if kind == "user.registered":
+        profile = readable_profile(user_id, payload)
         conn.execute(
             insert(tables.users).values(
-                id=payload["user_id"],
-                email=payload["email"],
-                name=payload["name"],
-                phone=payload["phone"],
+                id=user_id,
+                email=profile["email"],
+                name=profile["name"],
+                phone=profile["phone"],
                 language=payload["language"],
                 role=payload["role"],
                 active=True,
@@ -101,7 +111,7 @@ def _project_user(conn: Connection, event: RecordedEvent) -> None:
         return
     values: dict = {"updated_at": at, "version": event.stream_version}
     if kind == "user.profile_updated":
-        values.update(payload["changes"])
+        values.update(readable_profile(user_id, payload["changes"]))
     elif kind == "user.role_changed":
         values["role"] = payload["role"]
     elif kind == "user.deactivated":
@@ -112,14 +122,18 @@ def _project_user(conn: Connection, event: RecordedEvent) -> None:
         values["mfa_enabled"] = True
     elif kind == "user.mfa_disabled":
         values["mfa_enabled"] = False
-    conn.execute(
-        update(tables.users).where(tables.users.c.id == payload["user_id"]).values(**values)
-    )
+    elif kind == "user.erased":
+        values.update(erased_profile(user_id), active=False, mfa_enabled=False, erased_at=at)
+    conn.execute(update(tables.users).where(tables.users.c.id == user_id).values(**values))
 
 
-def project_all(conn: Connection, events: Iterable[RecordedEvent]) -> None:
+def project_all(
+    conn: Connection, events: Iterable[RecordedEvent], vault: Vault | None = None
+) -> None:
+    """Open and fold ``events`` (with the appending transaction's ``vault``, when given)."""
+    vault = vault or Vault(conn)
     for event in events:
-        project(conn, event)
+        project(conn, open_event(vault, event))
 
 
 def rebuild(session: Session) -> int:
@@ -130,12 +144,12 @@ def rebuild(session: Session) -> int:
     conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
     for table in tables.READ_MODELS:
         conn.execute(delete(table))
-    store = EventStore(conn)
+    store, vault = EventStore(conn), Vault(conn)
     position, replayed = 0, 0
     while True:
         page = store.read_events(position, REBUILD_BATCH, types=sorted(PROJECTED_EVENTS))
         for event in page:
-            project(conn, event)
+            project(conn, open_event(vault, event))
             position = event.global_position
         replayed += len(page)
         if len(page) < REBUILD_BATCH:

@@ -171,6 +171,13 @@ class UsersService(EventSourcedService):
         args = load_args(schemas.ActorUserArgs(), {"actor": actor, "user_id": user_id})
         return Accounts(self.db, self.request_id).reactivate(**args)
 
+    @api
+    def erase_user(self, actor, user_id) -> dict[str, Any]:
+        """Erase a user's personal data (admins only: the gateway checks). Answers the user as
+        the read model now has them: placeholders, inactive, ``erased_at`` set."""
+        args = load_args(schemas.ActorUserArgs(), {"actor": actor, "user_id": user_id})
+        return Accounts(self.db, self.request_id).erase(**args)
+
     # -- sign-in -----------------------------------------------------------------------------
 
     @api

@@ -42,6 +42,7 @@ users = Table(
     _ts("last_login_at"),
     _ts("locked_until"),
     Column("version", Integer, nullable=False),
+    _ts("erased_at"),
 )
 
 api_keys = Table(

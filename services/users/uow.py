@@ -1,5 +1,6 @@
 """One command's unit of work: the session it runs in, the time it happens at, the metadata its
-events carry, and the one way to record events (append + project in the same transaction)."""
+events carry, and the one way to record events (seal personal data + append + project, in the
+same transaction)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from sqlalchemy.orm import Session
 from services.users import tables
 from services.users.domain import Change, LoginActivity, User
 from services.users.events import AUTH_STREAM, USER_STREAM, auth_stream_id, registry
+from services.users.personal import open_event, seal_payload
 from services.users.projections import project_all
 from shared.errors import NotFound
 from shared.events import RecordedEvent, utcnow
 from shared.eventstore import EventStore
+from shared.sealing import Vault
 
 #: Advisory lock serialising every decision that depends on the set of active admins.
 ADMINS_LOCK = zlib.crc32(b"cms.users.admins")
@@ -58,16 +61,27 @@ class UnitOfWork:
         self.metadata = metadata or {}
         self.now = now or utcnow()
         self.store = EventStore(session)
+        self._vault: Vault | None = None
 
     @property
     def conn(self) -> Connection:
         return self.session.connection()
 
+    @property
+    def vault(self) -> Vault:
+        """Subject keys of this transaction (cached per transaction: a key created in a
+        transaction that rolls back must not be used after it)."""
+        if self._vault is None:
+            self._vault = Vault(self.session)
+        return self._vault
+
     def commit(self) -> None:
         self.session.commit()
+        self._vault = None
 
     def rollback(self) -> None:
         self.session.rollback()
+        self._vault = None
 
     # -- events ------------------------------------------------------------------------------
 
@@ -78,17 +92,21 @@ class UnitOfWork:
         changes: Sequence[Change],
         expected_version: int | None,
     ) -> list[RecordedEvent]:
-        """Append the events of ``changes`` and fold them into the read models."""
+        """Append the events of ``changes``, their personal fields sealed, and fold them into
+        the read models."""
         if not changes:
             return []
-        events = [
-            registry.new_event(event_type, payload, occurred_at=self.now)
-            for event_type, payload in changes
-        ]
+        events = []
+        for event_type, payload in changes:
+            version = registry.latest_version(event_type)
+            sealed = seal_payload(self.vault, event_type, version, payload)
+            events.append(
+                registry.new_event(event_type, sealed, version=version, occurred_at=self.now)
+            )
         recorded = self.store.append(
             stream_type, stream_id, events, expected_version, self.metadata
         )
-        project_all(self.conn, recorded)
+        project_all(self.conn, recorded, self.vault)
         return recorded
 
     def record_user(self, user: User, changes: Sequence[Change]) -> list[RecordedEvent]:
@@ -111,8 +129,12 @@ class UnitOfWork:
             raise NotFound("user not found", {"resource_type": "user", "resource_id": user_id})
         return row
 
+    def load_stream(self, stream_id: str) -> list[RecordedEvent]:
+        """A stream's events, opened (personal fields unsealed)."""
+        return [open_event(self.vault, event) for event in self.store.load_stream(stream_id)]
+
     def load_user(self, user_id: str) -> User:
-        user = User.from_events(user_id, self.store.load_stream(user_id))
+        user = User.from_events(user_id, self.load_stream(user_id))
         if not user.exists:
             raise NotFound("user not found", {"resource_type": "user", "resource_id": user_id})
         return user
@@ -122,7 +144,7 @@ class UnitOfWork:
         return self.load_user(user_id)
 
     def load_activity(self, user_id: str) -> LoginActivity:
-        return LoginActivity.from_events(user_id, self.store.load_stream(auth_stream_id(user_id)))
+        return LoginActivity.from_events(user_id, self.load_stream(auth_stream_id(user_id)))
 
     def lock_admins(self) -> None:
         self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADMINS_LOCK})

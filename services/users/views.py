@@ -56,6 +56,7 @@ def user_json(row: Row, settings: dict[str, Any]) -> dict[str, Any]:
         "updated_at": _iso(row.updated_at),
         "last_login_at": _iso(row.last_login_at),
         "version": row.version,
+        "erased_at": _iso(row.erased_at),
     }
 
 

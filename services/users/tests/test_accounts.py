@@ -4,9 +4,11 @@ import uuid
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from services.users.tests.conftest import PASSWORD, system_actor, unique_email, user_actor
 from shared.errors import BadRequest, ConcurrencyError, Conflict, Forbidden, NotFound
+from shared.sealing import Vault
 
 USER_KEYS = {
     "id",
@@ -22,6 +24,7 @@ USER_KEYS = {
     "updated_at",
     "last_login_at",
     "version",
+    "erased_at",
 }
 
 
@@ -159,7 +162,11 @@ def test_update_profile_changed_fields_only_and_optimistic_concurrency(
     assert updated["version"] == 2 and updated["updated_at"] > user["updated_at"]
     kind, payload, _ = _events(users_engine, user["id"])[-1]
     assert kind == "user.profile_updated"
-    assert payload["changes"] == {"name": "New Name", "phone": "+4930123456"}
+    assert set(payload["changes"]) == {"name", "phone"}  # only what changed, sealed
+    assert "New Name" not in str(payload) and "+4930123456" not in str(payload)
+    with Session(users_engine) as session:
+        opened = Vault(session).unseal_fields(payload["changes"])
+    assert opened == {"name": "New Name", "phone": "+4930123456"}
     with pytest.raises(ConcurrencyError) as caught:
         users.update_profile(
             actor=actor, user_id=user["id"], changes={"name": "Stale"}, expected_version=1

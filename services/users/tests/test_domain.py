@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.users.domain import LockoutPolicy, LoginActivity, User
+from services.users.domain import ERASED_NAME, LockoutPolicy, LoginActivity, User, erased_email
 from shared.errors import RuleViolation
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -124,3 +124,68 @@ def test_session_revocation_needs_sessions():
     assert LoginActivity.revoke_sessions("u1", [], "logout") == []
     [(kind, payload)] = LoginActivity.revoke_sessions("u1", ["s1"], "logout")
     assert kind == "user.session_revoked" and payload["session_ids"] == ["s1"]
+
+
+def test_erase_rules():
+    admin = _user(role="admin")
+    with pytest.raises(RuleViolation) as caught:
+        admin.erase(actor_id="u1", other_active_admins=3)
+    assert caught.value.extra["code"] == "cannot_erase_self"
+    with pytest.raises(RuleViolation) as caught:
+        admin.erase(actor_id="boss", other_active_admins=0)
+    assert caught.value.extra["code"] == "last_admin"
+    assert [kind for kind, _ in admin.erase(actor_id="boss", other_active_admins=1)] == [
+        "user.deactivated",
+        "user.erased",
+    ]
+    inactive_admin = _user(role="admin", active=False)  # erasing it leaves the admins as they are
+    assert inactive_admin.erase(actor_id="boss", other_active_admins=0) == [
+        ("user.erased", {"user_id": "u1"})
+    ]
+
+
+def test_an_erased_user_holds_placeholders_and_changes_no_more():
+    changes = User.register("u1", "a@example.com", "Ann", "sales", "en", "+8613812345678", "admin")
+    user = User.from_events("u1", _recorded(changes))
+    user.mfa_enabled = True
+    for kind, payload in user.erase(actor_id="boss", other_active_admins=0):
+        user.apply(kind, payload, T0)
+    assert (user.email, user.name, user.phone) == (erased_email("u1"), ERASED_NAME, None)
+    assert user.erased and not user.active and not user.mfa_enabled and user.version == 3
+    assert user.erase(actor_id="boss", other_active_admins=0) == []
+    assert user.deactivate(actor_id="boss", other_active_admins=0) == []
+    for command in (
+        lambda: user.update_profile({"language": "zh-CN"}),
+        lambda: user.reactivate(),
+        lambda: user.change_role("manager", other_active_admins=1),
+        lambda: user.change_password(),
+        lambda: user.reset_password(),
+        lambda: user.enable_mfa(),
+    ):
+        with pytest.raises(RuleViolation) as caught:
+            command()
+        assert caught.value.extra["code"] == "user_erased"
+
+
+def test_events_of_an_erased_user_fold_to_placeholders():
+    """After erasure, sealed values open as None: folding the log again gives placeholders."""
+    opened = [
+        (
+            "user.registered",
+            {
+                "user_id": "u1",
+                "email": None,
+                "name": None,
+                "phone": None,
+                "language": "en",
+                "role": "sales",
+                "source": "admin",
+            },
+        ),
+        ("user.profile_updated", {"user_id": "u1", "changes": {"name": None, "email": None}}),
+        ("user.deactivated", {"user_id": "u1"}),
+        ("user.erased", {"user_id": "u1"}),
+    ]
+    user = User.from_events("u1", _recorded(opened))
+    assert (user.email, user.name, user.phone) == (erased_email("u1"), ERASED_NAME, None)
+    assert user.erased and user.version == 4

@@ -68,15 +68,31 @@ def _exercise(users):
     key = users.create_api_key(actor=admin, name="BI", role="analyst")
     users.create_api_key(actor=admin, name="ERP", role="sales")
     users.revoke_api_key(actor=admin, key_id=key["id"])
-    return ann, bob
+    cy = users.create_user(
+        actor=admin,
+        email=unique_email("cy"),
+        name="Cy",
+        role="admin",
+        password=PASSWORD,
+        phone="+8613900000000",
+    )
+    cy_email = unique_email("c")
+    users.update_profile(
+        actor=user_actor(cy), user_id=cy["id"], changes={"name": "赛", "email": cy_email}
+    )
+    with pytest.raises(Unauthorized):
+        users.login(email=cy_email, password="Wrong-Password-1", client_ip=unique_ip())
+    users.login(email=cy_email, password=PASSWORD, client_ip=unique_ip())
+    users.erase_user(actor=admin, user_id=cy["id"])  # folded again: sealed values open as None
+    return ann, bob, cy
 
 
 def test_rebuild_equals_live_on_a_database_of_its_own(isolated_users, isolated_config):
-    ann, bob = _exercise(isolated_users)
+    ann, bob, cy = _exercise(isolated_users)
     engine = create_service_engine(isolated_config["DB_URIS"]["users"], schema="users")
     try:
         live = _snapshot(engine)
-        assert len(live["users"]) == 3 and len(live["api_keys"]) == 2
+        assert len(live["users"]) == 4 and len(live["api_keys"]) == 2
         assert live["security_settings"]
         by_id = {str(row[0]): row for row in live["users"]}
         assert by_id[bob["id"]][tables.users.c.keys().index("locked_until")] > datetime.now(UTC)
@@ -87,6 +103,7 @@ def test_rebuild_equals_live_on_a_database_of_its_own(isolated_users, isolated_c
         assert _rebuild(engine) > 15
         assert _snapshot(engine) == live
         assert isolated_users.get_user(user_id=ann["id"])["mfa_enabled"]
+        assert isolated_users.get_user(user_id=cy["id"])["name"] == "(erased)"
     finally:
         engine.dispose()
 

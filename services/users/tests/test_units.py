@@ -11,7 +11,7 @@ import pyotp
 import pytest
 
 from services.users import passwords, tokens, totp
-from services.users.events import registry
+from services.users.events import SEALED_FIELDS, registry
 from shared.errors import EventSchemaError, Unauthorized
 
 NOW = datetime.now(UTC)
@@ -210,6 +210,15 @@ EXPECTED_EVENTS = {
     "api_key.issued",
     "api_key.revoked",
     "security_settings.updated",
+    "user.erased",
+}
+
+#: Every field of personal data in the log, per event type: sealed under the user's key.
+EXPECTED_SEALED_FIELDS = {
+    "user.registered": ("email", "name", "phone"),
+    "user.profile_updated": ("changes.email", "changes.name", "changes.phone"),
+    "user.login_succeeded": ("client_ip",),
+    "user.login_failed": ("client_ip",),
 }
 
 
@@ -238,6 +247,62 @@ def test_payloads_are_validated():
         {"user_id": str(uuid.uuid4()), "locked_until": NOW, "failures": 5},
     )
     assert event.payload["locked_until"].endswith("Z")
+
+
+def test_personal_fields_are_declared_sealed():
+    assert SEALED_FIELDS == EXPECTED_SEALED_FIELDS
+
+
+def _sealed_for(subject):
+    nonce = base64.b64encode(b"n" * 12).decode()
+    data = base64.b64encode(b"d" * 24).decode()
+    return {"$sealed": {"subject": subject, "alg": "A256GCM", "nonce": nonce, "data": data}}
+
+
+def _registered(user_id, **fields):
+    payload = {
+        "user_id": user_id,
+        "email": _sealed_for(user_id),
+        "name": _sealed_for(user_id),
+        "phone": None,
+        "language": "en",
+        "role": "sales",
+        "source": "admin",
+    }
+    return {**payload, **fields}
+
+
+def test_the_catalogue_takes_personal_data_only_sealed_and_for_its_own_user():
+    user_id = str(uuid.uuid4())
+    event = registry.new_event("user.registered", _registered(user_id))
+    assert event.payload["email"] == _sealed_for(user_id) and event.payload["phone"] is None
+    bad_payloads = (
+        _registered(user_id, email="ann@example.com"),  # plain: never
+        _registered(user_id, name=_sealed_for(str(uuid.uuid4()))),  # another subject's key
+        _registered(user_id, phone={"$sealed": "x"}),
+        _registered(user_id, name={"$sealed": {**_sealed_for(user_id)["$sealed"], "alg": "x"}}),
+        _registered(user_id, name={"$sealed": {**_sealed_for(user_id)["$sealed"], "nonce": "!"}}),
+    )
+    for payload in bad_payloads:
+        with pytest.raises(EventSchemaError):
+            registry.new_event("user.registered", payload)
+    with pytest.raises(EventSchemaError):
+        registry.new_event("user.profile_updated", {"user_id": user_id, "changes": {"name": "Ann"}})
+    with pytest.raises(EventSchemaError):
+        registry.new_event(
+            "user.login_failed",
+            {
+                "user_id": user_id,
+                "reason": "invalid_password",
+                "client_ip": "192.0.2.1",
+                "failures": 1,
+            },
+        )
+    updated = registry.new_event(
+        "user.profile_updated",
+        {"user_id": user_id, "changes": {"phone": None, "language": "en"}},
+    )
+    assert updated.payload["changes"] == {"phone": None, "language": "en"}
 
 
 def test_totp_secrets_are_encrypted_for_one_user_under_the_secret_key():
