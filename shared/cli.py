@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from shared import logs
 from shared.config import SERVICES, Settings, load_settings
+from shared.lifetime import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = (*SERVICES, "gateway")
@@ -149,6 +150,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                 cwd=ROOT,
                 env=env,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
     interrupted = False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -12,7 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
+
+from shared.lifetime import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,8 +62,19 @@ class Stack:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            self.kill()
             raise
+
+    def kill(self) -> None:
+        """SIGKILL the supervisor and every process under it."""
+        try:
+            tree = psutil.Process(self.process.pid)
+            processes = [*tree.children(recursive=True), tree]
+        except psutil.NoSuchProcess:
+            return
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
 
 
 def start_stack(database_url: str, amqp_uri: str, **extra_env: str) -> Stack:
@@ -81,6 +96,7 @@ def start_stack(database_url: str, amqp_uri: str, **extra_env: str) -> Stack:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=die_with_parent,
     )
     stack = Stack(process=process, url=f"http://127.0.0.1:{port}", env=env)
 
