@@ -78,3 +78,16 @@ def test_run_prints_the_first_admin_once_and_it_can_sign_in(fresh_database_url, 
         assert "First admin" not in again.text()
     finally:
         assert again.interrupt() == 0
+
+
+def test_services_stop_when_their_supervisor_is_killed(fresh_database_url, amqp_uri):
+    stack = start_stack(fresh_database_url, amqp_uri)
+    try:
+        stack.wait_ready()
+        children = psutil.Process(stack.process.pid).children()
+        assert len(children) == 6
+        stack.process.kill()
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"still running after the supervisor died: {alive}"
+    finally:
+        stack.kill()
