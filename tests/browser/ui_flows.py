@@ -284,3 +284,62 @@ def test_user_turns_on_two_factor_and_signs_in_with_a_recovery_code(page: Page, 
     page.get_by_test_id("login-submit").click()
     expect(page.get_by_test_id("home-page")).to_be_visible()
     expect(page.get_by_test_id("nav-users")).to_have_count(0)
+
+
+def test_role_required_to_use_two_factor_is_sent_to_enrolment(page: Page, live_stack):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "en")
+    before = api_as_page_user(page, "GET", "/api/v1/settings/security")["body"]
+    try:
+        # Admin requires two-factor for managers, from the security settings page.
+        page.get_by_test_id("nav-security-settings").click()
+        manager = page.locator("label.el-checkbox", has_text="Manager")
+        expect(manager).to_be_visible()
+        if not manager.locator("input").is_checked():
+            manager.click()
+        expect(manager.locator("input")).to_be_checked()
+        with page.expect_response(
+            lambda r: r.url.endswith("/api/v1/settings/security") and r.request.method == "PATCH"
+        ) as saved:
+            page.get_by_test_id("security-save").click()
+        assert saved.value.ok, saved.value.status
+        after = api_as_page_user(page, "GET", "/api/v1/settings/security")["body"]
+        assert "manager" in after["mfa_required_roles"]
+
+        email = f"manager-{uuid.uuid4().hex[:8]}@example.com"
+        password = "Manager-Passw0rd-2024!"
+        created = api_as_page_user(
+            page,
+            "POST",
+            "/api/v1/users",
+            {"email": email, "name": "Mia Manager", "role": "manager", "password": password},
+        )
+        assert created["status"] == 201, created
+        sign_out(page)
+
+        # The manager cannot go anywhere before enrolling an authenticator.
+        page.locator("input[name=email]").fill(email)
+        page.locator("input[name=password]").fill(password)
+        page.get_by_test_id("login-submit").click()
+        expect(page).to_have_url(re.compile(r"/mfa-setup"))
+        page.goto("/profile")
+        expect(page).to_have_url(re.compile(r"/mfa-setup"))
+        enrol_totp_if_forced(page)
+        # ... and then lands where they were going.
+        expect(page).to_have_url(re.compile(r"/profile"))
+        expect(page.get_by_test_id("profile-form")).to_be_visible()
+        assert api_as_page_user(page, "GET", "/api/v1/me")["body"]["mfa_enabled"] is True
+        sign_out(page)
+    finally:
+        # Leave the shared stack's settings as they were.
+        if _path(page.url) == "/login" or not page.evaluate(
+            "() => sessionStorage.getItem('cms.session')"
+        ):
+            login(page, live_stack.admin_email, live_stack.admin_password)
+        restored = api_as_page_user(
+            page,
+            "PATCH",
+            "/api/v1/settings/security",
+            {"mfa_required_roles": before["mfa_required_roles"]},
+        )
+        assert restored["status"] == 200, restored
