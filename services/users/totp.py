@@ -31,6 +31,7 @@ from qrcode.image.svg import SvgPathImage
 
 from services.users.tokens import digest
 from shared.config import settings
+from shared.errors import ServiceUnavailable
 
 DIGITS = 6
 DRIFT_STEPS = 1
@@ -54,9 +55,12 @@ _FORMAT_V1 = b"\x01"
 _NONCE_BYTES = 12
 
 
-class TotpSecretUnreadable(RuntimeError):
+def secret_unreadable(detail: str) -> ServiceUnavailable:
     """A stored secret does not decrypt: ``CMS_SECRET_KEY`` changed, or the row was tampered
-    with or moved to another user."""
+    with or moved to another user. The caller gets a 503 with ``code: mfa_unreadable`` (a
+    shared error type, so it crosses RPC as itself); an admin can remove the second factor so
+    that the user enrols again."""
+    return ServiceUnavailable(detail, {"code": "mfa_unreadable"})
 
 
 @lru_cache(maxsize=4)
@@ -81,12 +85,12 @@ def encrypt_secret(secret: str, user_id: str, master: str | None = None) -> byte
 def decrypt_secret(stored: bytes, user_id: str, master: str | None = None) -> str:
     stored = bytes(stored)
     if stored[:1] != _FORMAT_V1:
-        raise TotpSecretUnreadable(f"the TOTP secret of user {user_id} has an unknown format")
+        raise secret_unreadable(f"the TOTP secret of user {user_id} has an unknown format")
     nonce, sealed = stored[1 : 1 + _NONCE_BYTES], stored[1 + _NONCE_BYTES :]
     try:
         return _aead(master).decrypt(nonce, sealed, str(user_id).encode()).decode("ascii")
     except InvalidTag:
-        raise TotpSecretUnreadable(
+        raise secret_unreadable(
             f"the TOTP secret of user {user_id} does not decrypt (was CMS_SECRET_KEY changed?)"
         ) from None
 
