@@ -41,6 +41,7 @@ class User(Schema):
     created_at = fields.String(metadata=TIMESTAMP)
     updated_at = fields.String(metadata=TIMESTAMP)
     last_login_at = fields.String(allow_none=True, metadata=TIMESTAMP)
+    erased_at = fields.String(allow_none=True, metadata=TIMESTAMP)
     version = fields.Integer(metadata={"description": "stream version; also the ETag"})
 
 

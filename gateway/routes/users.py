@@ -151,3 +151,19 @@ def reset_password(ctx: Context) -> Reply:
         new_password=ctx.body["new_password"],
     )
     return Reply(status=204)
+
+
+@op(
+    "POST",
+    "/users/<user_id>/erase",
+    operation_id="eraseUser",
+    summary="Erase a user's personal data for good",
+    response=schemas.User,
+    audit="users.erase",
+    errors=(404, 422),
+    **USERS,
+)
+def erase(ctx: Context) -> Reply:
+    """Deactivates the account, ends its sessions and destroys the key that seals the user's
+    personal data in the event log (crypto-shredding)."""
+    return Reply(ctx.call("users", "erase_user", actor=ctx.actor, user_id=ctx.path["user_id"]))

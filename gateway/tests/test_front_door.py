@@ -246,3 +246,20 @@ def test_a_role_that_requires_two_factor_must_enrol_before_anything_else(api, ad
         api.call(
             "PATCH", "/api/v1/settings/security", token=admin[1], json={"mfa_required_roles": []}
         )
+
+
+def test_erasing_a_user_leaves_no_personal_data_in_their_events(api, admin, person, nameko_config):
+    user_id = person[1]["id"]
+    erased = api.call("POST", f"/api/v1/users/{user_id}/erase", token=admin[1])
+    assert erased.status_code == 200, erased.text
+    body = erased.json()
+    assert body["erased_at"] and body["active"] is False and person[0] not in str(body)
+    with ClusterRpcProxy(nameko_config, timeout=15) as cluster:
+        events = cluster.users.read_events(after_position=0, limit=1000)
+    mine = [e for e in events if e["stream_id"].startswith(user_id)]
+    assert mine and person[0] not in str(mine) and "Li Lei" not in str(mine)
+    _problem(
+        api.call("POST", "/api/v1/auth/login", json={"email": person[0], "password": PASSWORD}),
+        401,
+        "invalid_credentials",
+    )

@@ -40,6 +40,7 @@ EXPECTED = {
     "deactivateUser": ADMIN,
     "reactivateUser": ADMIN,
     "resetUserPassword": ADMIN,
+    "eraseUser": ADMIN,
     "getSecuritySettings": ADMIN,
     "updateSecuritySettings": ADMIN,
     "listApiKeys": ADMIN,
