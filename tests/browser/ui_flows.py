@@ -343,3 +343,88 @@ def test_role_required_to_use_two_factor_is_sent_to_enrolment(page: Page, live_s
             {"mfa_required_roles": before["mfa_required_roles"]},
         )
         assert restored["status"] == 200, restored
+
+
+def test_admin_manages_a_user_an_api_key_and_reads_the_audit_log(page: Page, live_stack):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "en")
+    email = f"sam-{uuid.uuid4().hex[:8]}@example.com"
+    created = api_as_page_user(
+        page,
+        "POST",
+        "/api/v1/users",
+        {"email": email, "name": "Sam Sample", "role": "sales", "password": "Sample-Passw0rd-1"},
+    )
+    assert created["status"] == 201, created
+
+    page.get_by_test_id("nav-users").click()
+    page.get_by_test_id("users-search").fill(email)
+    row = page.get_by_test_id("users-table").locator("tr", has_text=email)
+    expect(row).to_contain_text("Sales")
+
+    def row_action(name: str) -> None:
+        row.get_by_role("button", name="More").click()
+        page.get_by_role("menuitem", name=name).locator("visible=true").click()
+
+    # Role.
+    row_action("Change role")
+    dialog = page.get_by_role("dialog", name=re.compile("Change the role"))
+    dialog.locator("label", has_text="Manager").click()
+    dialog.get_by_role("button", name="Save").click()
+    expect(row).to_contain_text("Manager")
+
+    # Details, with If-Match.
+    row.get_by_role("button", name="Edit").click()
+    dialog = page.get_by_role("dialog", name="Edit user")
+    dialog.locator("input[name=phone]").fill("+8613800138000")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    expect(row).to_contain_text("+8613800138000")
+
+    # Deactivate (confirmed), then reactivate.
+    row_action("Deactivate")
+    page.get_by_role("dialog").get_by_role("button", name="Deactivate").click()
+    expect(row).to_contain_text("Deactivated")
+    row_action("Reactivate")
+    expect(row).to_contain_text("Active")
+
+    # Reset the password to a generated one, which then signs in.
+    row_action("Reset password")
+    dialog = page.get_by_role("dialog", name=re.compile("Reset the password"))
+    dialog.get_by_role("button", name="Generate").click()
+    new_password = dialog.locator(".secret-box .mono").inner_text()
+    dialog.get_by_role("button", name="Reset password").click()
+    expect(dialog).to_be_hidden()
+    signed_in = page.evaluate(
+        """async ([email, password]) => (await fetch('/api/v1/auth/login', {
+            method: 'POST', headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ email, password }) })).status""",
+        [email, new_password],
+    )
+    assert signed_in == 200
+
+    # An API key: shown once, then revoked.
+    page.get_by_test_id("nav-api-keys").click()
+    page.get_by_test_id("api-key-create").click()
+    dialog = page.get_by_role("dialog", name="New API key")
+    key_name = f"ERP sync {uuid.uuid4().hex[:6]}"
+    dialog.locator("input[name=name]").fill(key_name)
+    dialog.get_by_role("button", name="Create").click()
+    expect(page.get_by_test_id("api-key-secret")).not_to_be_empty()
+    page.get_by_role("dialog", name="API key created").get_by_role(
+        "button", name="I have stored it"
+    ).click()
+    key_row = page.get_by_test_id("api-keys-table").locator("tr", has_text=key_name)
+    expect(key_row).to_contain_text("Active")
+    key_row.get_by_role("button", name="Revoke").click()
+    page.get_by_role("dialog").get_by_role("button", name="Revoke").click()
+    expect(key_row).to_have_count(0)
+    page.get_by_text("Show revoked keys").click()
+    expect(key_row).to_contain_text("Revoked")
+
+    # The audit log shows what was done, in words.
+    page.get_by_test_id("nav-audit").click()
+    table = page.get_by_test_id("audit-table")
+    expect(table).to_contain_text("Revoke API key")
+    expect(table).to_contain_text("Change role")
+    expect(table).to_contain_text("Deactivate user")

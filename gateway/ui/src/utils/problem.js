@@ -4,6 +4,19 @@ import { ElMessage } from 'element-plus'
 import { i18n } from '../i18n/index.js'
 import { formatDuration } from './format.js'
 
+// {field: [msgs]}, also nested ({changes: {phone: [msgs]}}, {items: {0: [msgs]}}): the leaf
+// field each message belongs to.
+function fieldEntries(errors, parent = null) {
+  const out = []
+  for (const [key, value] of Object.entries(errors || {})) {
+    const isObject = value && typeof value === 'object' && !Array.isArray(value)
+    const numericKeys = isObject && Object.keys(value).every((k) => /^\d+$/.test(k))
+    if (isObject && !numericKeys) out.push(...fieldEntries(value, key))
+    else out.push([/^\d+$/.test(key) && parent ? parent : key, flatten(value)])
+  }
+  return out
+}
+
 function flatten(value) {
   if (value === null || value === undefined) return []
   if (Array.isArray(value)) return value.flatMap(flatten)
@@ -50,9 +63,9 @@ export function useFormProblem(fields = []) {
   function handle(error) {
     clear()
     const loose = []
-    for (const [field, value] of Object.entries(error?.errors || {})) {
-      const text = flatten(value).join(' ')
-      if (fields.includes(field)) errors[field] = text
+    for (const [field, messages] of fieldEntries(error?.errors)) {
+      const text = messages.join(' ')
+      if (fields.includes(field)) errors[field] = errors[field] ? `${errors[field]} ${text}` : text
       else loose.push(field === '_schema' ? text : `${field}: ${text}`)
     }
     const hasFieldErrors = Object.keys(errors).length > 0

@@ -48,6 +48,7 @@ export default {
     email: 'Email',
     name: 'Name',
     phone: 'Phone',
+    phonePlaceholder: 'e.g. +8613812345678',
     password: 'Password',
     currentPassword: 'Current password',
     newPassword: 'New password',

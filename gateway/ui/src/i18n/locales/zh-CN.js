@@ -50,6 +50,7 @@ export default {
     email: '邮箱',
     name: '姓名',
     phone: '手机号',
+    phonePlaceholder: '如 +8613812345678',
     password: '密码',
     currentPassword: '当前密码',
     newPassword: '新密码',
