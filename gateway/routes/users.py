@@ -167,3 +167,25 @@ def erase(ctx: Context) -> Reply:
     """Deactivates the account, ends its sessions and destroys the key that seals the user's
     personal data in the event log (crypto-shredding)."""
     return Reply(ctx.call("users", "erase_user", actor=ctx.actor, user_id=ctx.path["user_id"]))
+
+
+@op(
+    "POST",
+    "/users/<user_id>/mfa/disable",
+    operation_id="disableUserTotp",
+    summary="Remove a user's second factor (confirm with your own password)",
+    body=schemas.PasswordConfirm,
+    status=204,
+    audit="users.disable_totp",
+    errors=(400, 404, 422),
+    **USERS,
+)
+def disable_totp(ctx: Context) -> Reply:
+    ctx.call(
+        "users",
+        "totp_disable",
+        actor=ctx.actor,
+        user_id=ctx.path["user_id"],
+        password=ctx.body["password"],
+    )
+    return Reply(status=204)

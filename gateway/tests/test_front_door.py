@@ -177,7 +177,7 @@ def test_an_admin_cannot_deactivate_themselves(api, admin):
     _problem(api.call("POST", f"/api/v1/users/{me['id']}/deactivate", token=admin[1]), 422)
 
 
-def test_two_factor_sign_in_with_an_authenticator_and_a_recovery_code(api, person):
+def test_two_factor_sign_in_with_an_authenticator_and_a_recovery_code(api, admin, person):
     token = api.login(person[0])["access_token"]
     enrolment = api.call("POST", "/api/v1/me/mfa/totp", token=token).json()
     assert enrolment["otpauth_uri"].startswith("otpauth://totp/")
@@ -193,6 +193,15 @@ def test_two_factor_sign_in_with_an_authenticator_and_a_recovery_code(api, perso
     _problem(api.call("POST", "/api/v1/auth/login", json=login), 401, "mfa_required")
     assert api.login(person[0], otp=codes[0])["user"]["mfa_enabled"] is True
     _problem(api.call("POST", "/api/v1/auth/login", json={**login, "otp": codes[0]}), 401)
+    # an admin who lost trust in the device removes the factor (confirming their own password)
+    removed = api.call(
+        "POST",
+        f"/api/v1/users/{person[1]['id']}/mfa/disable",
+        token=admin[1],
+        json={"password": PASSWORD},
+    )
+    assert removed.status_code == 204, removed.text
+    assert api.login(person[0])["user"]["mfa_enabled"] is False
 
 
 def test_self_registration_follows_the_admin_setting(api, admin):

@@ -41,6 +41,7 @@ EXPECTED = {
     "reactivateUser": ADMIN,
     "resetUserPassword": ADMIN,
     "eraseUser": ADMIN,
+    "disableUserTotp": ADMIN,
     "getSecuritySettings": ADMIN,
     "updateSecuritySettings": ADMIN,
     "listApiKeys": ADMIN,
