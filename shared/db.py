@@ -14,6 +14,9 @@ from shared.config import settings
 
 log = logging.getLogger(__name__)
 
+#: Where provisioning installs PostgreSQL extensions (pg_trgm, ...) for every service to use.
+EXTENSIONS_SCHEMA = "extensions"
+
 
 def ensure_cooperative_psycopg2() -> bool:
     """Make psycopg2 yield to the eventlet hub while it waits on the server.
@@ -44,7 +47,7 @@ def create_service_engine(
     ensure_cooperative_psycopg2()
     connect_args = {"application_name": f"cms-{schema or 'admin'}"}
     if schema:
-        connect_args["options"] = f"-c search_path={schema}"
+        connect_args["options"] = f"-c search_path={schema},{EXTENSIONS_SCHEMA}"
     return create_engine(
         url,
         pool_size=pool_size,

@@ -16,6 +16,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from shared.db import EXTENSIONS_SCHEMA
+
 
 def migrations_dir(service: str) -> Path:
     spec = importlib.util.find_spec(f"services.{service}")
@@ -41,7 +43,9 @@ def alembic_config(service: str) -> Config:
 def upgrade(service: str, url: str | URL, revision: str = "head") -> None:
     """Bring ``service``'s schema to ``revision``, connected as the service's role."""
     engine = create_engine(
-        url, poolclass=NullPool, connect_args={"options": f"-c search_path={service}"}
+        url,
+        poolclass=NullPool,
+        connect_args={"options": f"-c search_path={service},{EXTENSIONS_SCHEMA}"},
     )
     try:
         with engine.begin() as connection:

@@ -22,6 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from shared import migrations
 from shared.config import SERVICES, Settings
+from shared.db import EXTENSIONS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,43 @@ def drop_database(settings: Settings) -> None:
                 .format(sql.Identifier(settings.database_name))
                 .as_string(raw)
             )
+    finally:
+        engine.dispose()
+
+
+#: Extensions every service may use; installed once per database by the admin account.
+EXTENSIONS = ("pg_trgm",)
+
+
+def install_extensions(settings: Settings, roles: Iterable[str]) -> None:
+    """Extensions live in their own schema, readable (not writable) by every service role."""
+    engine = _admin_engine(settings.admin_url)
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            schema = sql.Identifier(EXTENSIONS_SCHEMA)
+            conn.exec_driver_sql(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema).as_string(raw)
+            )
+            conn.exec_driver_sql(
+                sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema).as_string(raw)
+            )
+            for extension in EXTENSIONS:
+                try:
+                    conn.exec_driver_sql(
+                        sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}")
+                        .format(sql.Identifier(extension), schema)
+                        .as_string(raw)
+                    )
+                except Exception as exc:
+                    if "already exists" not in str(exc):
+                        raise
+            for role in roles:
+                conn.exec_driver_sql(
+                    sql.SQL("GRANT USAGE ON SCHEMA {} TO {}")
+                    .format(schema, sql.Identifier(role))
+                    .as_string(raw)
+                )
     finally:
         engine.dispose()
 
@@ -110,10 +148,11 @@ def create_role_and_schema(settings: Settings, service: str) -> None:
             )
             run(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(service)))
             run(
-                sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = {}").format(
+                sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = {}, {}").format(
                     sql.Identifier(role),
                     sql.Identifier(settings.database_name),
                     sql.Identifier(service),
+                    sql.Identifier(EXTENSIONS_SCHEMA),
                 )
             )
     finally:
@@ -168,6 +207,8 @@ def provision(settings: Settings, services: Iterable[str] = SERVICES, messaging:
         log.info("created database %s", settings.database_name)
     for service in services:
         create_role_and_schema(settings, service)
+    install_extensions(settings, [settings.role_name(service) for service in services])
+    for service in services:
         migrations.upgrade(service, settings.service_url(service))
     if messaging:
         declare_messaging(settings.amqp_uri, services)

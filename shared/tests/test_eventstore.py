@@ -185,3 +185,10 @@ def test_psycopg2_is_cooperative_four_sleeps_take_about_one_second(users_engine)
     pool.waitall()
     elapsed = time.monotonic() - started
     assert elapsed < 2.5, f"four pg_sleep(1) took {elapsed:.2f} s: psycopg2 blocks the hub"
+
+
+def test_service_roles_can_use_pg_trgm_but_not_change_the_extensions_schema(service_engine):
+    with service_engine("customers").connect() as conn:
+        assert conn.execute(text("SELECT similarity('zhang wei', 'zhangwei')")).scalar() > 0.3
+        with pytest.raises(ProgrammingError, match="permission denied"):
+            conn.execute(text("CREATE TABLE extensions.intruder (id int)"))
