@@ -95,12 +95,30 @@ class Context:
     def call(self, service: str, method: str, **kwargs: Any) -> Any:
         try:
             return self.rpc.call(service, method, **kwargs)
+        except BadRequest as exc:
+            raise _as_body_errors(exc, kwargs) from exc
         except ConcurrencyError as exc:
             if "expected_version" in kwargs and kwargs["expected_version"] is not None:
                 raise PreconditionFailed(
                     "the record changed since you read it; reload and try again", exc.extra
                 ) from exc
             raise
+
+
+def _as_body_errors(exc: BadRequest, kwargs: dict[str, Any]) -> BadRequest:
+    """A service names the fields of an RPC argument that carried the request body (e.g.
+    ``{"changes": {"phone": [...]}}``); the client sent those fields at the top level."""
+    errors = exc.extra.get("errors")
+    if isinstance(errors, dict):
+        flat: dict[str, Any] = {}
+        for key, messages in errors.items():
+            if isinstance(kwargs.get(key), dict) and isinstance(messages, dict):
+                flat.update(messages)
+            else:
+                flat[key] = messages
+        if flat != errors:
+            return BadRequest(exc.detail, {**exc.extra, "errors": flat})
+    return exc
 
 
 class PreconditionRequired(CmsError):

@@ -133,6 +133,11 @@ def test_profile_edits_need_the_current_etag(api, person):
     )
     _problem(stale, 412)
     assert api.call("GET", "/api/v1/me", token=token).json()["name"] == "Li Lei"
+    fresh = api.call("GET", "/api/v1/me", token=token).headers["ETag"]
+    bad_phone = api.call(
+        "PATCH", "/api/v1/me", token=token, headers={"If-Match": fresh}, json={"phone": "12"}
+    )
+    assert set(_problem(bad_phone, 400)["errors"]) == {"phone"}
 
 
 def test_duplicate_email_is_a_conflict(api, admin, person):
