@@ -3,6 +3,7 @@ size limit, security headers, and problem+json for every error (never a tracebac
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -13,6 +14,7 @@ from eventlet.event import Event
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Response
 
+from gateway.messages import localise_problem, wants_chinese
 from gateway.problems import problem, problem_from_error
 from shared.errors import CmsError
 from shared.logs import request_id_var
@@ -62,6 +64,13 @@ class ApiEntrypoint(HttpRequestHandler):
             response = self._respond(request, request_id)
         finally:
             request_id_var.reset(token)
+        if response.mimetype == "application/problem+json" and wants_chinese(
+            request.headers.get("Accept-Language")
+        ):
+            response.set_data(
+                json.dumps(localise_problem(json.loads(response.get_data())), ensure_ascii=False)
+            )
+        response.headers.setdefault("Vary", "Accept-Language")
         response.headers["X-Request-ID"] = request_id
         for header, value in SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
