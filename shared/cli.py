@@ -186,6 +186,11 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def _call_users(current: Settings, method: str, timeout: float = 30.0, **kwargs):
     """Call the users service over RPC from this (non-service) process."""
+    return _call(current, "users", method, timeout, **kwargs)
+
+
+def _call(current: Settings, service: str, method: str, timeout: float = 30.0, **kwargs):
+    """Call a service over RPC from this (non-service) process, waiting for it to be up."""
     from nameko.exceptions import RpcTimeout, UnknownService
     from nameko.standalone.rpc import ClusterRpcProxy
 
@@ -193,11 +198,11 @@ def _call_users(current: Settings, method: str, timeout: float = 30.0, **kwargs)
     while True:
         try:
             with ClusterRpcProxy({"AMQP_URI": current.amqp_uri}, timeout=10) as cluster:
-                return getattr(cluster.users, method)(**kwargs)
+                return getattr(getattr(cluster, service), method)(**kwargs)
         except (RpcTimeout, UnknownService, OSError) as exc:
             if time.monotonic() > deadline:
                 raise SystemExit(
-                    f"the users service does not answer ({exc}): start CMS first (make run)"
+                    f"the {service} service does not answer ({exc}): start CMS first (make run)"
                 ) from exc
             time.sleep(1)
 
@@ -249,6 +254,68 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
     print(f"admin {user['email']} created (id {user['id']})")
 
 
+SYSTEM_ACTOR = {"id": "system", "kind": "system", "role": "admin", "ip": None, "request_id": None}
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 40
+    filled = width * done // max(total, 1)
+    bar = "#" * filled + "-" * (width - filled)
+    print(f"\r[{bar}] {done}/{total} rows", end="", file=sys.stderr, flush=True)
+
+
+def cmd_import_customers(args: argparse.Namespace) -> None:
+    import uuid
+
+    from shared.errors import CmsError
+    from shared.importer import run_import
+
+    current = load_settings()
+    path = Path(args.file)
+    if not path.is_file():
+        raise SystemExit(f"no such file: {path}")
+    import_id = str(uuid.uuid4())
+    print(f"import {import_id}: {path.name}, mode {args.mode}, matched on {args.match_on}")
+    try:
+        summary = run_import(
+            lambda method, **kwargs: _call(current, "customers", method, 120.0, **kwargs),
+            path,
+            actor=SYSTEM_ACTOR,
+            import_id=import_id,
+            filename=path.name,
+            mode=args.mode,
+            match_on=args.match_on,
+            progress=_progress_bar,
+        )
+    except CmsError as exc:
+        raise SystemExit(f"\nimport refused: {exc} {exc.extra.get('errors', '')}") from exc
+    print()
+    print(
+        "{status}: {created} created, {updated} updated, {unchanged} unchanged, "
+        "{rejected} rejected".format(**summary)
+    )
+    if summary["rejected"]:
+        print(f"rejected rows: GET /api/v1/customers/imports/{import_id}/rejections.csv")
+    print(f"undo with: cms revert-import {import_id}")
+
+
+def cmd_revert_import(args: argparse.Namespace) -> None:
+    from shared.errors import CmsError
+
+    try:
+        summary = _call(
+            load_settings(),
+            "customers",
+            "revert_import",
+            300.0,
+            actor=SYSTEM_ACTOR,
+            import_id=args.import_id,
+        )
+    except CmsError as exc:
+        raise SystemExit(f"not reverted: {exc}") from exc
+    print(f"import {args.import_id}: {summary['status']}")
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     from shared import serve
 
@@ -270,6 +337,12 @@ def main(argv: list[str] | None = None) -> None:
     create_admin.add_argument("--email", required=True)
     create_admin.add_argument("--name", default="Administrator")
     create_admin.add_argument("--password", help="default: CMS_ADMIN_PASSWORD, else asked")
+    importing = sub.add_parser("import-customers", help="import customers from CSV or XLSX")
+    importing.add_argument("file")
+    importing.add_argument("--mode", choices=("create", "update", "upsert"), default="upsert")
+    importing.add_argument("--match-on", choices=("email", "phone", "external_id"), default="email")
+    reverting = sub.add_parser("revert-import", help="undo an import")
+    reverting.add_argument("import_id")
     args = parser.parse_args(argv)
     logs.configure("cms", os.environ.get("CMS_LOG_LEVEL", "WARNING").upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -279,6 +352,8 @@ def main(argv: list[str] | None = None) -> None:
         "serve": cmd_serve,
         "ensure-admin": cmd_ensure_admin,
         "create-admin": cmd_create_admin,
+        "import-customers": cmd_import_customers,
+        "revert-import": cmd_revert_import,
     }
     commands[args.command](args)
 
