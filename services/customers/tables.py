@@ -1,0 +1,76 @@
+"""SQLAlchemy Core descriptions of the customers schema's tables (created by the migrations in
+``migrations/versions``; unqualified because connections use the ``customers`` search path).
+
+All three are read models, rebuilt from ``events`` at will (``projections.rebuild``), except
+``customers.order_count``, which the orders feed will keep (a rebuild carries it over)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+metadata = MetaData()
+
+
+def _ts(name: str, nullable: bool = True) -> Column:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("company", Text),
+    Column("emails", JSONB, nullable=False),
+    Column("phones", JSONB, nullable=False),
+    Column("addresses", JSONB, nullable=False),
+    Column("preferred_channel", Text),
+    Column("language", Text, nullable=False),
+    Column("preferences", JSONB, nullable=False),
+    Column("tags", ARRAY(Text), nullable=False),
+    Column("attributes", JSONB, nullable=False),
+    Column("owner_id", Text),
+    Column("source", Text),
+    Column("external_id", Text),
+    Column("consents", JSONB, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("merged_into", UUID(as_uuid=False)),
+    Column("order_count", Integer, nullable=False),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+    _ts("erased_at"),
+    Column("version", Integer, nullable=False),
+    # search columns (services.customers.search)
+    Column("search_tokens", ARRAY(Text), nullable=False),
+    Column("emails_text", Text, nullable=False),
+    Column("phones_text", Text, nullable=False),
+    Column("contact_keys", ARRAY(Text), nullable=False),
+)
+
+merges = Table(
+    "merges",
+    metadata,
+    Column("merge_id", UUID(as_uuid=False), primary_key=True),
+    Column("target_id", UUID(as_uuid=False), nullable=False),
+    Column("source_id", UUID(as_uuid=False), nullable=False),
+    _ts("merged_at", False),
+    Column("merged_by", Text),
+    _ts("undone_at"),
+    Column("undone_by", Text),
+)
+
+attribute_definitions = Table(
+    "attribute_definitions",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("options", JSONB),
+    Column("version", Integer, nullable=False),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+)
+
+READ_MODELS = (customers, merges, attribute_definitions)
