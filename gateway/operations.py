@@ -302,6 +302,9 @@ class Router:
 
     @staticmethod
     def respond(operation: Operation, reply: Reply) -> Response:
+        if isinstance(reply.body, Response):  # a handler that streams its own body (CSV)
+            reply.body.headers.extend(reply.headers)
+            return reply.body
         if reply.status == 204 or reply.body is None:
             return Response(
                 status=204 if reply.status in (200, 204) else reply.status, headers=reply.headers

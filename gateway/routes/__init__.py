@@ -1,3 +1,9 @@
 """The API's operations, one module per area. Importing this package registers them all."""
 
-from gateway.routes import admin, auth, me, users  # noqa: F401
+from gateway.routes import (  # noqa: F401
+    admin,
+    auth,
+    customers,
+    me,
+    users,
+)

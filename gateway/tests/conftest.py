@@ -60,14 +60,16 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(nameko_config):
-    """The gateway and the users service, running in this process for a test module."""
+    """The gateway, users and customers services, running in this process for a module."""
     from gateway.service import GatewayService
+    from services.customers.service import CustomersService
     from services.users.service import UsersService
 
     port = _free_port()
     runner = ServiceRunner(_config(nameko_config, port))
     runner.add_service(GatewayService)
     runner.add_service(UsersService)
+    runner.add_service(CustomersService)
     runner.start()
     yield Api(f"http://127.0.0.1:{port}")
     runner.stop()

@@ -17,6 +17,8 @@ import pytest
 from gateway.operations import ROLES, registry
 
 ADMIN = {"admin"}
+MANAGERS = {"admin", "manager"}
+WRITERS = {"admin", "manager", "sales"}
 ANY = set(ROLES)
 PUBLIC = "public"
 
@@ -48,6 +50,25 @@ EXPECTED = {
     "createApiKey": ADMIN,
     "revokeApiKey": ADMIN,
     "listAudit": ADMIN,
+    "searchCustomers": ANY,
+    "createCustomer": WRITERS,
+    "exportCustomers": ANY,
+    "getCustomer": ANY,
+    "updateCustomer": WRITERS,
+    "tagCustomer": WRITERS,
+    "assignCustomer": MANAGERS,
+    "recordConsent": WRITERS,
+    "listConsents": ANY,
+    "archiveCustomer": WRITERS,
+    "restoreCustomer": WRITERS,
+    "mergeCustomers": MANAGERS,
+    "undoMerge": MANAGERS,
+    "customerTimeline": ANY,
+    "exportCustomerData": MANAGERS,
+    "eraseCustomer": ADMIN,
+    "listCustomerAttributes": ANY,
+    "defineCustomerAttribute": ADMIN,
+    "setCustomerAttributes": WRITERS,
 }
 
 PASSWORD = "Plenty-Long-Passphrase-7"  # the one gateway/tests/conftest.py creates users with
@@ -92,11 +113,29 @@ def world(api, admin):
     sacrificial = api.call(
         "POST", "/api/v1/api-keys", token=tokens["admin"], json={"name": "old", "role": "sales"}
     ).json()
-    return {"tokens": tokens, "target": target, "key": key, "sacrificial_key": sacrificial}
+    customer = api.call(
+        "POST",
+        "/api/v1/customers",
+        token=tokens["admin"],
+        json={"kind": "person", "name": "Walk Target", "force": True},
+    )
+    assert customer.status_code == 201, customer.text
+    return {
+        "tokens": tokens,
+        "target": target,
+        "key": key,
+        "sacrificial_key": sacrificial,
+        "customer": customer.json(),
+    }
 
 
 def _path(operation, world):
-    values = {"user_id": world["target"]["id"], "key_id": world["sacrificial_key"]["id"]}
+    values = {
+        "user_id": world["target"]["id"],
+        "key_id": world["sacrificial_key"]["id"],
+        "customer_id": world["customer"]["id"],
+        "merge_id": "00000000-0000-0000-0000-000000000000",
+    }
     path = operation.rule
     for name, value in values.items():
         path = path.replace(f"<{name}>", value)

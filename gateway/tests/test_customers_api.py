@@ -1,0 +1,161 @@
+"""Customers through the gateway: what each role sees and may do, search, edits, CSV."""
+
+import csv
+import io
+import uuid
+
+import pytest
+
+from gateway.tests.conftest import PASSWORD
+
+
+@pytest.fixture(scope="module")
+def staff(api, admin):
+    """Tokens and ids of a manager, two sales users and an analyst."""
+    people = {"admin": {"token": admin[1]}}
+    for name in ("manager", "sales", "sales2", "analyst"):
+        email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+        role = "sales" if name.startswith("sales") else name
+        created = api.call(
+            "POST",
+            "/api/v1/users",
+            token=admin[1],
+            json={"email": email, "name": name, "role": role, "password": PASSWORD},
+        ).json()
+        people[name] = {"token": api.login(email)["access_token"], "id": created["id"]}
+    return people
+
+
+def _create(api, token, **fields):
+    body = {"kind": "person", "name": "客户", **fields}
+    response = api.call("POST", "/api/v1/customers", token=token, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_create_validates_fields_and_answers_duplicates_with_the_existing_id(api, staff):
+    token = staff["manager"]["token"]
+    bad = api.call(
+        "POST",
+        "/api/v1/customers",
+        token=token,
+        json={
+            "kind": "person",
+            "name": "X",
+            "emails": [{"address": "not-an-email"}],
+            "phones": [{"number": "12"}],
+        },
+    )
+    assert bad.status_code == 400
+    assert set(bad.json()["errors"]) >= {"emails", "phones"}
+    email = f"dup-{uuid.uuid4().hex[:6]}@example.com"
+    first = _create(api, token, name="Dup One", emails=[{"address": email}])
+    again = api.call(
+        "POST",
+        "/api/v1/customers",
+        token=token,
+        json={"kind": "person", "name": "Dup Two", "emails": [{"address": email}]},
+    )
+    assert again.status_code == 409
+    assert again.json()["code"] == "duplicate" and again.json()["existing_id"] == first["id"]
+    forced = api.call(
+        "POST",
+        "/api/v1/customers",
+        token=token,
+        json={"kind": "person", "name": "Dup Two", "force": True, "emails": [{"address": email}]},
+    )
+    assert forced.status_code == 201
+    sneaky = api.call(
+        "POST",
+        "/api/v1/customers",
+        token=token,
+        json={"kind": "person", "name": "Mass", "status": "erased", "version": 9},
+    )
+    assert sneaky.status_code == 400 and set(sneaky.json()["errors"]) == {"status", "version"}
+
+
+def test_sales_see_only_their_own_customers_and_analysts_no_contacts(api, staff):
+    marker = uuid.uuid4().hex[:8]
+    mine = _create(
+        api, staff["sales"]["token"], name=f"Mine {marker}", phones=[{"number": "+8613812345678"}]
+    )
+    theirs = _create(api, staff["sales2"]["token"], name=f"Theirs {marker}")
+    assert mine["owner_id"] == staff["sales"]["id"]
+    found = api.call("GET", f"/api/v1/customers?q={marker}", token=staff["sales"]["token"])
+    assert [c["id"] for c in found.json()["items"]] == [mine["id"]]
+    other = api.call("GET", f"/api/v1/customers/{theirs['id']}", token=staff["sales"]["token"])
+    assert other.status_code == 404
+    seen = api.call("GET", f"/api/v1/customers/{mine['id']}", token=staff["analyst"]["token"])
+    assert seen.status_code == 200
+    assert seen.json()["phones"] == [] and seen.json()["contact_hidden"] is True
+    refused = api.call(
+        "POST",
+        "/api/v1/customers",
+        token=staff["analyst"]["token"],
+        json={"kind": "person", "name": "No"},
+    )
+    assert refused.status_code == 403
+
+
+def test_search_finds_chinese_names_by_two_characters_and_by_pinyin(api, staff):
+    token = staff["manager"]["token"]
+    tag = f"t{uuid.uuid4().hex[:6]}"
+    customer = _create(api, token, name="穆琳", tags=[tag])
+    for q in ("穆琳", "mulin", "ml"):
+        response = api.call("GET", f"/api/v1/customers?q={q}&tag={tag}", token=token)
+        assert [c["id"] for c in response.json()["items"]] == [customer["id"]], q
+
+
+def test_a_stale_edit_is_412_and_changes_nothing(api, staff):
+    token = staff["manager"]["token"]
+    customer = _create(api, token, name="Before")
+    url = f"/api/v1/customers/{customer['id']}"
+    etag = api.call("GET", url, token=token).headers["ETag"]
+    changed = api.call(
+        "PATCH", url, token=token, headers={"If-Match": etag}, json={"name": "After"}
+    )
+    assert changed.status_code == 200 and changed.json()["name"] == "After"
+    stale = api.call(
+        "PATCH", url, token=token, headers={"If-Match": etag}, json={"name": "Lost update"}
+    )
+    assert stale.status_code == 412
+    assert api.call("GET", url, token=token).json()["name"] == "After"
+    timeline = api.call("GET", f"{url}/timeline", token=token).json()["items"]
+    assert [e["type"] for e in timeline][:2] == ["customer.updated", "customer.registered"]
+
+
+def test_csv_export_follows_the_role_and_defuses_formulas(api, staff):
+    marker = uuid.uuid4().hex[:8]
+    _create(
+        api,
+        staff["manager"]["token"],
+        name=f"=HYPERLINK(1) {marker}",
+        emails=[{"address": f"csv-{marker}@example.com"}],
+    )
+    for role, sees_email in (("manager", True), ("analyst", False)):
+        response = api.call(
+            "GET", f"/api/v1/customers/export.csv?q={marker}", token=staff[role]["token"]
+        )
+        assert response.status_code == 200 and response.headers["Content-Type"].startswith(
+            "text/csv"
+        )
+        rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+        assert len(rows) == 1
+        assert rows[0]["name"].startswith("'=HYPERLINK")
+        assert (rows[0]["email"] == f"csv-{marker}@example.com") is sees_email
+
+
+def test_privacy_export_and_erasure(api, staff):
+    customer = _create(
+        api,
+        staff["manager"]["token"],
+        name="Erase Me",
+        emails=[{"address": f"erase-{uuid.uuid4().hex[:6]}@example.com"}],
+    )
+    url = f"/api/v1/customers/{customer['id']}"
+    export = api.call("GET", f"{url}/privacy-export", token=staff["manager"]["token"])
+    assert export.status_code == 200 and "Erase Me" in export.text
+    assert api.call("POST", f"{url}/erase", token=staff["manager"]["token"]).status_code == 403
+    erased = api.call("POST", f"{url}/erase", token=staff["admin"]["token"])
+    assert erased.status_code == 200 and "Erase Me" not in erased.text
+    assert "Erase Me" not in api.call("GET", f"{url}/timeline", token=staff["admin"]["token"]).text
