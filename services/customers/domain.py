@@ -152,24 +152,25 @@ class Customer:
         return default_region(self.addresses)
 
     def record(self) -> dict[str, Any]:
-        """The current record: what the read model holds (without its search columns)."""
+        """The current record: what the read model holds (without its search columns). A
+        snapshot of the containers (the entries inside are shared: do not change them)."""
         return {
             "id": self.id,
             "kind": self.kind,
             "name": self.name,
             "company": self.company,
-            "emails": copy.deepcopy(self.emails),
-            "phones": copy.deepcopy(self.phones),
-            "addresses": copy.deepcopy(self.addresses),
+            "emails": list(self.emails),
+            "phones": list(self.phones),
+            "addresses": list(self.addresses),
             "preferred_channel": self.preferred_channel,
             "language": self.language,
-            "preferences": copy.deepcopy(self.preferences),
+            "preferences": {**self.preferences},
             "tags": list(self.tags),
-            "attributes": copy.deepcopy(self.attributes),
+            "attributes": dict(self.attributes),
             "owner_id": self.owner_id,
             "source": self.source,
             "external_id": self.external_id,
-            "consents": copy.deepcopy(self.consents),
+            "consents": dict(self.consents),
             "status": self.status,
             "merged_into": self.merged_into,
             "created_at": self.created_at,

@@ -94,6 +94,9 @@ class SealedValueV1(Schema):
     data = fields.String(required=True, validate=_base64(16))
 
 
+_SEALED_VALUE = SealedValueV1()
+
+
 class Sealed(fields.Field):
     """Personal data, sealed: ``{"$sealed": {"subject", "alg", "nonce", "data"}}`` (or null
     when ``allow_none``: null is never sealed). ``plain`` describes the value inside, checked
@@ -112,7 +115,7 @@ class Sealed(fields.Field):
         inner = value[SEALED]
         if not isinstance(inner, dict):
             raise ValidationError("Not a sealed value.")
-        errors = SealedValueV1().validate(inner)
+        errors = _SEALED_VALUE.validate(inner)
         if errors:
             raise ValidationError({SEALED: errors})
         return {SEALED: dict(inner)}

@@ -25,9 +25,7 @@ from services.customers import tables
 from services.customers.domain import AttributeDefinition, Customer
 from services.customers.events import (
     ATTRIBUTE_EVENTS,
-    ATTRIBUTE_STREAM,
     CUSTOMER_EVENTS,
-    CUSTOMER_STREAM,
     sealed_values,
 )
 from services.customers.personal import CustomerVault, open_event
@@ -83,6 +81,15 @@ def load_streams(
 
 def subjects_of(events: Iterable[RecordedEvent]) -> set[str]:
     return {sealed["subject"] for event in events for sealed in sealed_values(event.payload)}
+
+
+def merged_sources(events: Iterable[RecordedEvent]) -> set[str]:
+    """The sources whose data these events absorbed (sealed under the sources' keys)."""
+    return {
+        str(event.payload["source_id"])
+        for event in events
+        if event.type == "customer.merged" and event.payload.get("absorbed")
+    }
 
 
 # -- customers ----------------------------------------------------------------------------------
@@ -158,27 +165,22 @@ def upsert_definition(conn: Connection, definition: AttributeDefinition) -> None
 # -- rebuild ------------------------------------------------------------------------------------
 
 
-def _stream_batches(conn: Connection, stream_type: str, types: Iterable[str]) -> Iterator[list]:
-    last = ""
-    types = sorted(types)
+def _stream_batches(conn: Connection, first_event: str) -> Iterator[list[str]]:
+    """The ids of the streams that begin with ``first_event``, a batch at a time, in the order
+    they began (an index range scan per batch, whatever the size of the log)."""
+    last = 0
     while True:
-        ids = (
-            conn.execute(
-                select(events_table.c.stream_id)
-                .where(events_table.c.stream_type == stream_type)
-                .where(events_table.c.event_type.in_(types))
-                .where(events_table.c.stream_id > last)
-                .group_by(events_table.c.stream_id)
-                .order_by(events_table.c.stream_id)
-                .limit(REBUILD_BATCH)
-            )
-            .scalars()
-            .all()
-        )
-        if not ids:
+        rows = conn.execute(
+            select(events_table.c.global_position, events_table.c.stream_id)
+            .where(events_table.c.event_type == first_event)
+            .where(events_table.c.global_position > last)
+            .order_by(events_table.c.global_position)
+            .limit(REBUILD_BATCH)
+        ).all()
+        if not rows:
             return
-        yield ids
-        last = ids[-1]
+        yield [row.stream_id for row in rows]
+        last = rows[-1].global_position
 
 
 def _group(events: Iterable[RecordedEvent]) -> dict[str, list[RecordedEvent]]:
@@ -205,10 +207,10 @@ def rebuild(session: Session) -> int:
     for table in tables.READ_MODELS:
         conn.execute(delete(table))
     replayed = 0
-    for ids in _stream_batches(conn, CUSTOMER_STREAM, CUSTOMER_EVENTS):
+    for ids in _stream_batches(conn, "customer.registered"):
         events = load_streams(conn, ids)
         vault = CustomerVault(conn)
-        vault.preload(subjects_of(events))
+        vault.preload([*ids, *merged_sources(events)])
         rows = []
         for stream_id, stream in _group(events).items():
             opened = [open_event(vault, event) for event in stream]
@@ -220,7 +222,7 @@ def rebuild(session: Session) -> int:
         if rows:
             conn.execute(insert(tables.customers), rows)
         replayed += len(events)
-    for ids in _stream_batches(conn, ATTRIBUTE_STREAM, ATTRIBUTE_EVENTS):
+    for ids in _stream_batches(conn, "attribute.defined"):
         events = load_streams(conn, ids, ATTRIBUTE_EVENTS)
         for stream in _group(events).values():
             definition = AttributeDefinition.from_events(stream[0].payload["key"], stream)

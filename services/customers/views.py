@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, tuple_
+from sqlalchemy import and_, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.engine import Connection, Row
 
 from services.customers import access, tables
@@ -157,6 +157,10 @@ def _like(term: str) -> str:
 
 
 def _term_condition(term) -> Any:
+    """One term's condition. Several ways to match (a token, or a substring of the name, the
+    company or an e-mail address) are a UNION of one index lookup each, not an OR: planned
+    apart, every arm uses its own index, where an OR of four lookups looks to the planner like
+    the price of a sequential scan of a table that is still small (DESIGN §5)."""
     name, company = func.lower(customers.c.name), func.lower(customers.c.company)
     options = []
     if term.all_tokens:
@@ -180,7 +184,11 @@ def _term_condition(term) -> Any:
         )
     if term.phone:
         options.append(customers.c.phones_text.like(_like(term.phone), escape="\\"))
-    return or_(*options)
+    if len(options) == 1:
+        return options[0]
+    return customers.c.id.in_(
+        union_all(*(select(customers.c.id).where(option) for option in options))
+    )
 
 
 def search_query(
