@@ -428,3 +428,181 @@ def test_admin_manages_a_user_an_api_key_and_reads_the_audit_log(page: Page, liv
     expect(table).to_contain_text("Revoke API key")
     expect(table).to_contain_text("Change role")
     expect(table).to_contain_text("Deactivate user")
+
+
+# -- customers (客户信息管理) ------------------------------------------------------------------
+
+
+def create_customer_via_api(page: Page, body: dict) -> dict:
+    created = api_as_page_user(page, "POST", "/api/v1/customers", body)
+    assert created["status"] == 201, created
+    return created["body"]
+
+
+def unique_email(stem: str) -> str:
+    return f"{stem}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def unique_phone() -> str:
+    return "+86139" + str(uuid.uuid4().int)[:8]
+
+
+def customer_row(page: Page, text: str):
+    return page.get_by_test_id("customers-table").locator("tr", has_text=text)
+
+
+def test_customer_search_finds_a_chinese_name_by_two_characters_and_by_pinyin(
+    page: Page, live_stack
+):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "zh-CN")
+    marker = f"搜索测试 {uuid.uuid4().hex[:8]}"
+    create_customer_via_api(
+        page,
+        {
+            "kind": "person",
+            "name": "欧阳晓岚",
+            "company": marker,
+            "emails": [{"address": unique_email("ouyang"), "primary": True}],
+        },
+    )
+
+    expect(page.get_by_test_id("nav-customers")).to_have_text("客户信息管理")
+    page.get_by_test_id("nav-customers").click()
+    expect(page.get_by_test_id("customers-page")).to_be_visible()
+    search = page.get_by_test_id("customers-search")
+
+    # Two characters out of the middle of the name (too short for a trigram index).
+    search.fill("晓岚")
+    expect(customer_row(page, marker)).to_be_visible()
+    expect(customer_row(page, marker)).to_contain_text("欧阳晓岚")
+
+    # Something that matches nobody empties the list...
+    search.fill(f"zz{uuid.uuid4().hex[:12]}")
+    expect(customer_row(page, marker)).to_have_count(0)
+
+    # ... and the name's pinyin, as typed on a Latin keyboard, finds it again.
+    search.fill("ouyangxiaolan")
+    expect(customer_row(page, marker)).to_be_visible()
+
+    # The row opens the customer.
+    customer_row(page, marker).get_by_role("link", name="欧阳晓岚").click()
+    expect(page.get_by_test_id("customer-name")).to_have_text("欧阳晓岚")
+    expect(page.get_by_test_id("profile-company")).to_have_text(marker)
+
+
+def test_customer_created_through_the_form_after_an_inline_field_error(page: Page, live_stack):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "en")
+    page.get_by_test_id("nav-customers").click()
+    page.get_by_test_id("customer-create").click()
+    form = page.get_by_test_id("customer-form")
+    expect(form).to_be_visible()
+
+    name = f"Form Person {uuid.uuid4().hex[:6]}"
+    form.locator("input[name=name]").fill(name)
+    form.locator('input[name="emails.0.address"]').fill("not-an-email")
+    form.locator('input[name="phones.0.number"]').fill(unique_phone())
+    form.locator("input[name=price_min]").fill("100")
+    form.locator("input[name=price_max]").fill("199.99")
+
+    # The server's answer for the first e-mail row lands under that row's field.
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/customers") and r.request.method == "POST"
+    ) as refused:
+        page.get_by_test_id("customer-save").click()
+    assert refused.value.status == 400, refused.value.status
+    email_error = page.get_by_test_id("field-emails.0.address").locator(".el-form-item__error")
+    expect(email_error).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/customers/new"))
+
+    email = unique_email("form")
+    form.locator('input[name="emails.0.address"]').fill(email)
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/customers") and r.request.method == "POST"
+    ) as created:
+        page.get_by_test_id("customer-save").click()
+    assert created.value.status == 201, created.value.status
+    sent = created.value.request.post_data_json
+    # Amounts typed in yuan are sent as integer fen, never as floats.
+    assert sent["preferences"]["price_min"] == 10000
+    assert sent["preferences"]["price_max"] == 19999
+    assert sent["preferences"]["currency"] == "CNY"
+
+    customer = created.value.json()
+    expect(page).to_have_url(re.compile(rf"/customers/{customer['id']}$"))
+    expect(page.get_by_test_id("customer-name")).to_have_text(name)
+    expect(page.get_by_test_id("profile-emails")).to_contain_text(email)
+    stored = api_as_page_user(page, "GET", f"/api/v1/customers/{customer['id']}")["body"]
+    assert stored["preferences"]["price_max"] == 19999
+
+
+def test_customer_edit_shows_on_the_detail_page_and_in_the_timeline(page: Page, live_stack):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "en")
+    customer = create_customer_via_api(
+        page,
+        {"kind": "company", "name": f"Edit Co {uuid.uuid4().hex[:6]}", "company": "Old Name Ltd"},
+    )
+    page.goto(f"/customers/{customer['id']}")
+    expect(page.get_by_test_id("profile-company")).to_have_text("Old Name Ltd")
+
+    page.get_by_test_id("customer-edit").click()
+    form = page.get_by_test_id("customer-form")
+    company = form.locator("input[name=company]")
+    expect(company).to_have_value("Old Name Ltd")
+    new_company = f"New Name {uuid.uuid4().hex[:6]} Ltd"
+    company.fill(new_company)
+    with page.expect_request(
+        lambda r: r.method == "PATCH" and f"/api/v1/customers/{customer['id']}" in r.url
+    ) as patched:
+        page.get_by_test_id("customer-save").click()
+    assert patched.value.headers.get("if-match"), "an edit is sent with If-Match"
+    assert patched.value.post_data_json == {"company": new_company}
+
+    expect(page).to_have_url(re.compile(rf"/customers/{customer['id']}$"))
+    expect(page.get_by_test_id("profile-company")).to_have_text(new_company)
+
+    page.get_by_role("tab", name="Timeline").click()
+    events = page.get_by_test_id("timeline-event")
+    expect(events.first).to_contain_text("Profile edited")
+    expect(events.first).to_contain_text(new_company)
+    expect(events.last).to_contain_text("Created")
+
+
+def test_duplicate_customer_is_flagged_and_can_be_created_anyway(page: Page, live_stack):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "en")
+    email = unique_email("dup")
+    existing = create_customer_via_api(
+        page,
+        {"kind": "person", "name": "First Holder", "emails": [{"address": email, "primary": True}]},
+    )
+
+    page.goto("/customers/new")
+    form = page.get_by_test_id("customer-form")
+    form.locator("input[name=name]").fill("Second Holder")
+    form.locator('input[name="emails.0.address"]').fill(email)
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/customers") and r.request.method == "POST"
+    ) as refused:
+        page.get_by_test_id("customer-save").click()
+    assert refused.value.status == 409, refused.value.status
+
+    warning = page.get_by_test_id("customer-duplicate")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("already exists")
+    expect(page.get_by_test_id("duplicate-link")).to_have_attribute(
+        "href", f"/customers/{existing['id']}"
+    )
+
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/customers") and r.request.method == "POST"
+    ) as forced:
+        page.get_by_test_id("duplicate-force").click()
+    assert forced.value.status == 201, forced.value.status
+    assert forced.value.request.post_data_json["force"] is True
+    created = forced.value.json()
+    assert created["id"] != existing["id"]
+    expect(page).to_have_url(re.compile(rf"/customers/{created['id']}$"))
+    expect(page.get_by_test_id("customer-name")).to_have_text("Second Holder")

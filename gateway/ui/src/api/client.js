@@ -51,6 +51,20 @@ function buildUrl(path, query) {
   return qs ? `${url}?${qs}` : url
 }
 
+// A file the API answers (CSV, JSON export): the blob, with the name the server suggests.
+async function readFile(response) {
+  const disposition = response.headers.get('Content-Disposition') || ''
+  const star = /filename\*=(?:UTF-8'')?([^;]+)/i.exec(disposition)
+  const plain = /filename="?([^";]+)"?/i.exec(disposition)
+  let filename = null
+  try {
+    filename = star ? decodeURIComponent(star[1].trim().replace(/^"|"$/g, '')) : plain ? plain[1].trim() : null
+  } catch {
+    filename = plain ? plain[1].trim() : null
+  }
+  return { blob: await response.blob(), filename, type: response.headers.get('Content-Type') || '' }
+}
+
 async function readBody(response) {
   if (response.status === 204 || response.status === 205) return null
   const text = await response.text()
@@ -160,9 +174,11 @@ function sessionLost(reason) {
 /**
  * request('GET', '/users', { query, body, ifMatch, auth, meta })
  * Returns the parsed JSON body (null for 204), or { data, etag, status } when meta is true.
+ * With file: true a successful answer is read as { blob, filename, type } (downloads).
  */
 export async function request(method, path, options = {}) {
-  const { query, body, ifMatch, auth = true, meta = false, headers = {} } = options
+  const { query, body, ifMatch, auth = true, meta = false, file = false, headers = {} } = options
+  const read = (response) => (file && response.ok ? readFile(response) : readBody(response))
   const url = buildUrl(path, query)
   const extra = { ...headers }
   if (ifMatch) extra['If-Match'] = ifMatch
@@ -177,7 +193,7 @@ export async function request(method, path, options = {}) {
   }
 
   let response = await send(method, url, { body, headers: extra, token: auth ? session.accessToken : null })
-  let data = await readBody(response)
+  let data = await read(response)
 
   if (auth && response.status === 401 && session.accessToken) {
     const code = data?.code
@@ -192,7 +208,7 @@ export async function request(method, path, options = {}) {
         throw error instanceof ApiError ? error : toError(response, data)
       }
       response = await send(method, url, { body, headers: extra, token: session.accessToken })
-      data = await readBody(response)
+      data = await read(response)
       if (response.status === 401 && !CREDENTIAL_CODES.has(data?.code)) {
         sessionLost('expired')
       }
@@ -212,4 +228,23 @@ export const api = {
   patch: (path, body, options = {}) => request('PATCH', path, { ...options, body }),
   put: (path, body, options = {}) => request('PUT', path, { ...options, body }),
   del: (path, body, options = {}) => request('DELETE', path, { ...options, body }),
+  /** GET a file with the bearer token and hand it to the browser as a download. */
+  download: async (path, { query, filename, accept } = {}) => {
+    const headers = accept ? { Accept: `${accept}, application/problem+json` } : {}
+    const answer = await request('GET', path, { query, file: true, headers })
+    saveBlob(answer.blob, answer.filename || filename || 'download')
+    return answer
+  },
+}
+
+export function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob)
+  const link = document.createElement('a')
+  link.href = url
+  link.download = filename
+  link.style.display = 'none'
+  document.body.appendChild(link)
+  link.click()
+  link.remove()
+  setTimeout(() => URL.revokeObjectURL(url), 1000)
 }

@@ -1,10 +1,11 @@
 import { createRouter, createWebHistory } from 'vue-router'
-import { House, User, Key, Tickets, Lock } from '@element-plus/icons-vue'
+import { House, User, Key, Tickets, Lock, Postcard } from '@element-plus/icons-vue'
 import { session, isAuthenticated } from '../api/session.js'
 import { fetchMe } from '../api/auth.js'
 import { sessionLossReason } from '../api/client.js'
 import AppLayout from '../layouts/AppLayout.vue'
 import LoginView from '../views/LoginView.vue'
+import { CUSTOMER_ROLES, CUSTOMER_WRITE_ROLES } from '../utils/customers.js'
 
 /*
  * meta.public: reachable without signing in.
@@ -41,6 +42,34 @@ const routes = [
         name: 'profile',
         component: () => import('../views/ProfileView.vue'),
         meta: { title: 'nav.profile' },
+      },
+      {
+        path: 'customers',
+        name: 'customers',
+        component: () => import('../views/customers/CustomersView.vue'),
+        meta: {
+          title: 'nav.customers',
+          roles: CUSTOMER_ROLES,
+          nav: { label: 'nav.customers', icon: Postcard, order: 10 },
+        },
+      },
+      {
+        path: 'customers/new',
+        name: 'customer-new',
+        component: () => import('../views/customers/CustomerFormView.vue'),
+        meta: { title: 'customers.createTitle', roles: CUSTOMER_WRITE_ROLES },
+      },
+      {
+        path: 'customers/:id',
+        name: 'customer',
+        component: () => import('../views/customers/CustomerDetailView.vue'),
+        meta: { title: 'customers.detailTitle', roles: CUSTOMER_ROLES },
+      },
+      {
+        path: 'customers/:id/edit',
+        name: 'customer-edit',
+        component: () => import('../views/customers/CustomerFormView.vue'),
+        meta: { title: 'customers.editPageTitle', roles: CUSTOMER_WRITE_ROLES },
       },
       {
         path: 'users',

@@ -75,3 +75,58 @@ export function useFormProblem(fields = []) {
 
   return { errors, message, clear, handle }
 }
+
+// Every message with the full path of keys that leads to it: {"emails": {"0": {"address":
+// ["…"]}}} gives [["emails", "0", "address"], ["…"]].
+function pathEntries(errors, prefix = []) {
+  const out = []
+  for (const [key, value] of Object.entries(errors || {})) {
+    const path = [...prefix, key]
+    if (value && typeof value === 'object' && !Array.isArray(value)) out.push(...pathEntries(value, path))
+    else out.push([path, flatten(value)])
+  }
+  return out
+}
+
+/**
+ * Errors of a form with lists of rows: `errors['emails.0.address']` is the text to show under
+ * that row's field. `accepts(path)` says whether the form shows a field at a dotted path; a
+ * message goes to the deepest shown path on its way (`preferences.brands.2` → `preferences.brands`,
+ * `emails._schema` → `emails`), else to the form's message.
+ */
+export function usePathProblem(accepts) {
+  const errors = reactive({})
+  const message = ref('')
+
+  function clear() {
+    for (const key of Object.keys(errors)) delete errors[key]
+    message.value = ''
+  }
+
+  function set(path, text) {
+    errors[path] = errors[path] ? `${errors[path]} ${text}` : text
+  }
+
+  function handle(error) {
+    clear()
+    const loose = []
+    for (const [path, messages] of pathEntries(error?.errors)) {
+      const text = messages.join(' ')
+      const keys = path[path.length - 1] === '_schema' ? path.slice(0, -1) : path
+      let placed = false
+      for (let n = keys.length; n > 0 && !placed; n--) {
+        const candidate = keys.slice(0, n).join('.')
+        if (accepts(candidate)) {
+          set(candidate, text)
+          placed = true
+        }
+      }
+      if (!placed) loose.push(keys.length ? `${keys.join('.')}: ${text}` : text)
+    }
+    const hasFieldErrors = Object.keys(errors).length > 0
+    const base = hasFieldErrors && !error?.code && error?.status === 400 ? '' : problemMessage(error)
+    message.value = [base, ...loose].filter(Boolean).join(' ')
+  }
+
+  return { errors, message, clear, handle, set }
+}
