@@ -92,7 +92,7 @@ class Context:
             raise BadRequest.for_fields({"If-Match": ["Must be an ETag from this API."]})
         return int(value)
 
-    def call(self, service: str, method: str, **kwargs: Any) -> Any:
+    def call(self, service: str, method: str, /, **kwargs: Any) -> Any:
         try:
             return self.rpc.call(service, method, **kwargs)
         except BadRequest as exc:

@@ -27,7 +27,7 @@ class RpcClient:
         self.reply_listener = reply_listener
         self.timeout = timeout
 
-    def call_async(self, service: str, method: str, *args: Any, **kwargs: Any):
+    def call_async(self, service: str, method: str, /, *args: Any, **kwargs: Any):
         proxy = MethodProxy(self.worker_ctx, service, method, self.reply_listener)
         try:
             return proxy.call_async(*args, **kwargs)
@@ -49,7 +49,7 @@ class RpcClient:
             ) from None
 
     def call(
-        self, service: str, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
+        self, service: str, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any
     ) -> Any:
         reply = self.call_async(service, method, *args, **kwargs)
         return self.wait(reply, service, method, timeout)

@@ -159,3 +159,23 @@ def test_privacy_export_and_erasure(api, staff):
     erased = api.call("POST", f"{url}/erase", token=staff["admin"]["token"])
     assert erased.status_code == 200 and "Erase Me" not in erased.text
     assert "Erase Me" not in api.call("GET", f"{url}/timeline", token=staff["admin"]["token"]).text
+
+
+def test_consent_is_recorded_as_history(api, staff):
+    token = staff["sales"]["token"]
+    customer = _create(
+        api, token, name="Consent", emails=[{"address": f"c-{uuid.uuid4().hex[:6]}@example.com"}]
+    )
+    url = f"/api/v1/customers/{customer['id']}/consents"
+    for granted in (True, False):
+        response = api.call(
+            "POST",
+            url,
+            token=token,
+            json={"channel": "email", "granted": granted, "method": "web_form"},
+        )
+        assert response.status_code == 200, response.text
+    assert response.json()["consents"]["email"]["granted"] is False
+    history = api.call("GET", url, token=token).json()["items"]
+    assert [entry["granted"] for entry in history][-2:] in ([True, False], [False, True])
+    assert len(history) == 2
