@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import and_, false, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.engine import Connection, Row
 
 from services.customers import access, tables
@@ -156,11 +156,14 @@ def _like(term: str) -> str:
     return f"%{escaped}%"
 
 
-def _term_condition(term) -> Any:
+def _term_condition(term, contacts: bool = True) -> Any:
     """One term's condition. Several ways to match (a token, or a substring of the name, the
     company or an e-mail address) are a UNION of one index lookup each, not an OR: planned
     apart, every arm uses its own index, where an OR of four lookups looks to the planner like
-    the price of a sequential scan of a table that is still small (DESIGN §5)."""
+    the price of a sequential scan of a table that is still small (DESIGN §5).
+
+    Without ``contacts`` (analysts), e-mail addresses and phone numbers are not searched: who
+    may not see them may not probe for them either."""
     name, company = func.lower(customers.c.name), func.lower(customers.c.company)
     options = []
     if term.all_tokens:
@@ -175,15 +178,13 @@ def _term_condition(term) -> Any:
         options.append(customers.c.search_tokens.contains([term.any_token]))
     if term.like:
         pattern = _like(term.like)
-        options.extend(
-            (
-                name.like(pattern, escape="\\"),
-                company.like(pattern, escape="\\"),
-                customers.c.emails_text.like(pattern, escape="\\"),
-            )
-        )
-    if term.phone:
+        options.extend((name.like(pattern, escape="\\"), company.like(pattern, escape="\\")))
+        if contacts:
+            options.append(customers.c.emails_text.like(pattern, escape="\\"))
+    if term.phone and contacts:
         options.append(customers.c.phones_text.like(_like(term.phone), escape="\\"))
+    if not options:
+        return false()
     if len(options) == 1:
         return options[0]
     return customers.c.id.in_(
@@ -226,7 +227,7 @@ def search_query(
             customers.c.order_count > 0 if has_orders else customers.c.order_count == 0
         )
     for term in query_terms(q or ""):
-        query = query.where(_term_condition(term))
+        query = query.where(_term_condition(term, not access.contact_hidden(viewer)))
     descending = sort.startswith("-")
     key = sort.lstrip("-")
     column = _SORT_COLUMNS[key]

@@ -219,8 +219,11 @@ def test_analysts_read_without_contact_details(customers, admin, make_customer):
     assert seen["contact_hidden"] is True and seen["name"] == created["name"]
     [listed] = customers.search_customers(viewer=analyst, tag=tag)["items"]
     assert listed == seen
-    # Not by searching for them either... (the search itself works on the hidden values, the
-    # answer does not show them)
+    # Nor can they probe for them.
+    email, mobile = created["emails"][0]["address"], created["phones"][0]["number"]
+    for q in (email, email.split("@")[0], mobile, mobile[3:]):
+        assert customers.search_customers(viewer=analyst, tag=tag, q=q)["items"] == []
+        assert customers.search_customers(viewer=admin, tag=tag, q=q)["items"]
     [event] = customers.timeline(viewer=analyst, customer_id=created["id"])["items"]
     assert not {"emails", "phones", "addresses"} & set(event["changes"])
     assert event["changes"]["name"] == created["name"]
@@ -364,3 +367,86 @@ def test_timeline_and_as_of(customers, admin, make_customer):
     assert updated["request_id"].startswith("req-") and updated["version"] == 2
     assert page["items"][1]["changes"] == {"notes": "likes green tea"}
     assert rest["items"][1]["changes"]["name"] == "Version One"
+
+
+def test_concurrent_creates_with_one_email_make_one_customer(customers_engine, admin):
+    """Six transactions create a customer with the same address at once (the command layer,
+    each on a connection of its own): one wins, the others see it and conflict."""
+    import eventlet
+    from sqlalchemy.orm import Session
+
+    from services.customers.commands import CustomerCommands
+    from services.customers.schemas import CustomerData
+    from services.customers.uow import UnitOfWork
+
+    data = CustomerData().load({"name": "Racer", "emails": [{"address": unique_email("race")}]})
+    started = eventlet.event.Event()
+
+    def create(_):
+        with Session(customers_engine) as session:
+            uow = UnitOfWork(session, {"actor_id": admin["id"], "actor_kind": "user"})
+            started.wait()
+            try:
+                customer_id = CustomerCommands(uow).create(admin, data, force=False)
+                uow.commit()
+                return customer_id
+            except Conflict as exc:
+                uow.rollback()
+                return exc
+
+    pool = eventlet.GreenPool(6)
+    running = [pool.spawn(create, n) for n in range(6)]
+    eventlet.sleep(0)
+    started.send(True)
+    results = [thread.wait() for thread in running]
+    created = [r for r in results if isinstance(r, str)]
+    conflicts = [r for r in results if isinstance(r, Conflict)]
+    assert len(created) == 1 and len(conflicts) == 5
+    assert {c.extra["existing_id"] for c in conflicts} == set(created)
+
+
+def test_external_id_stays_unique_on_update(customers, admin, make_customer):
+    external_id = f"ext-{uuid.uuid4().hex[:8]}"
+    holder = make_customer(external_id=external_id)
+    other = make_customer()
+    with pytest.raises(Conflict) as caught:
+        customers.update_customer(
+            **as_(admin),
+            customer_id=other["id"],
+            changes={"external_id": external_id},
+            expected_version=1,
+        )
+    assert caught.value.extra["existing_id"] == holder["id"]
+    assert customers.get_customer(viewer=admin, customer_id=other["id"]) == other
+
+
+def test_privacy_export_holds_everything(customers, admin, make_customer):
+    key = f"vip_{uuid.uuid4().hex[:6]}"
+    customers.define_attribute(actor=actor_of(admin), key=key, type="boolean", label="VIP")
+    created = make_customer(
+        attributes={key: True},
+        preferences={"notes": "prefers calls after 6pm"},
+        consents=[{"channel": "email", "granted": True, "method": "web_form", "note": "form 7"}],
+    )
+    source = make_customer(name="Old Record")
+    customers.merge_customers(
+        actor=actor_of(admin), target_id=created["id"], source_id=source["id"]
+    )
+    exported = customers.export_customer_data(viewer=admin, customer_id=created["id"])
+    assert exported["customer"] == customers.get_customer(viewer=admin, customer_id=created["id"])
+    assert [r["id"] for r in exported["merged_records"]] == [source["id"]]
+    assert exported["merged_records"][0]["name"] == "Old Record"
+    assert exported["attributes"] == [
+        {"key": key, "label": "VIP", "type": "boolean", "value": True}
+    ]
+    assert exported["consent_history"][0]["note"] == "form 7"
+    assert {item["type"] for item in exported["timeline"]} >= {
+        "customer.registered",
+        "customer.consent_recorded",
+        "customer.merged",
+    }
+    assert {item["customer_id"] for item in exported["timeline"]} == {created["id"], source["id"]}
+    assert exported["exported_at"].endswith("Z")
+    import json
+
+    assert json.loads(json.dumps(exported)) == exported  # plain JSON all the way down
