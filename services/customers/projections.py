@@ -14,6 +14,7 @@ and ``customer.erased`` sets the placeholders, live and rebuilt alike.)
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -34,6 +35,18 @@ from shared.events import RecordedEvent
 from shared.eventstore import events_table
 
 log = logging.getLogger(__name__)
+
+#: Advisory locks of the customers service are ``(LOCK_SPACE, n)`` pairs (the two-key form):
+#: ``n = 0`` is the writers' lock, others lock natural keys (``UnitOfWork.lock_keys``).
+LOCK_SPACE = zlib.crc32(b"cms.customers") - 2**31
+#: Every writer (a command's ``UnitOfWork``, a seed batch) holds this lock shared for its
+#: transaction; a rebuild takes it exclusively first. Commands lock rows, then append (the event
+#: table's lock); a rebuild locks the whole read model and the event table: without one lock
+#: that all take first, the two orders deadlock.
+WRITERS_LOCK = 0
+TAKE_WRITERS_LOCK = text("SELECT pg_advisory_xact_lock_shared(:space, :key)").bindparams(
+    space=LOCK_SPACE, key=WRITERS_LOCK
+)
 
 REBUILD_BATCH = 500
 
@@ -191,11 +204,16 @@ def _group(events: Iterable[RecordedEvent]) -> dict[str, list[RecordedEvent]]:
 
 
 def rebuild(session: Session) -> int:
-    """Empty the read models and replay every event into them, in one transaction. It locks
-    the read models, then the event table (the order commands take them in), so commands wait
-    and then see the rebuilt tables. ``order_count`` is carried over. Returns the number of
-    events replayed; the caller commits."""
+    """Empty the read models and replay every event into them, in one transaction. It takes
+    the writers' lock exclusively (``uow.WRITERS_LOCK``: it waits for the commands in flight,
+    the next ones wait for it), then the read models and the event table against any other
+    writer; readers see the old rows until it commits. ``order_count`` is carried over.
+    Returns the number of events replayed; the caller commits."""
     conn = session.connection()
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(:space, :key)"),
+        {"space": LOCK_SPACE, "key": WRITERS_LOCK},
+    )
     conn.execute(text("LOCK TABLE customers, merges, attribute_definitions IN EXCLUSIVE MODE"))
     conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
     conn.execute(

@@ -27,7 +27,7 @@ from services.customers import tables
 from services.customers.domain import Customer
 from services.customers.events import CUSTOMER_STREAM, registry
 from services.customers.personal import CustomerVault, seal_payload, subject_keys
-from services.customers.projections import customer_row
+from services.customers.projections import TAKE_WRITERS_LOCK, customer_row
 from shared.errors import EventSchemaError
 from shared.eventstore import NOTIFY_CHANNEL, events_table
 
@@ -175,6 +175,7 @@ def seed_batch(
     span: timedelta,
 ) -> int:
     """Insert one batch of customers in the caller's transaction."""
+    conn.execute(TAKE_WRITERS_LOCK)
     conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
     vault = CustomerVault(conn)
     ids = [str(uuid.uuid4()) for _ in indexes]

@@ -22,6 +22,8 @@ from services.customers.domain import AttributeDefinition, Change, Customer, att
 from services.customers.events import ATTRIBUTE_STREAM, CUSTOMER_EVENTS, CUSTOMER_STREAM, registry
 from services.customers.personal import CustomerVault, open_event, seal_payload
 from services.customers.projections import (
+    LOCK_SPACE,
+    TAKE_WRITERS_LOCK,
     load_streams,
     project_merge,
     upsert_customer,
@@ -62,10 +64,16 @@ class UnitOfWork:
         self.now = now or utcnow()
         self.store = EventStore(session)
         self._vault: CustomerVault | None = None
+        self._writing = False
 
     @property
     def conn(self) -> Connection:
-        return self.session.connection()
+        """The transaction's connection; its first use takes the writers' lock (shared)."""
+        conn = self.session.connection()
+        if not self._writing:
+            conn.execute(TAKE_WRITERS_LOCK)
+            self._writing = True
+        return conn
 
     @property
     def vault(self) -> CustomerVault:
@@ -78,10 +86,12 @@ class UnitOfWork:
     def commit(self) -> None:
         self.session.commit()
         self._vault = None
+        self._writing = False
 
     def rollback(self) -> None:
         self.session.rollback()
         self._vault = None
+        self._writing = False
 
     # -- events ------------------------------------------------------------------------------
 
@@ -95,6 +105,7 @@ class UnitOfWork:
         """Append the events of ``changes`` with their personal fields sealed."""
         if not changes:
             return []
+        self.conn  # noqa: B018 - the writers' lock, before anything is appended
         events = []
         for event_type, payload in changes:
             version = registry.latest_version(event_type)
@@ -158,6 +169,6 @@ class UnitOfWork:
         address serialise, and the second sees the first's customer."""
         for key in sorted(set(keys)):
             self.conn.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"),
-                {"key": zlib.crc32(f"cms.customers:{key}".encode())},
+                text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                {"space": LOCK_SPACE, "key": (zlib.crc32(key.encode()) - 2**31) or 1},
             )
