@@ -6,8 +6,11 @@ A customer's ``search_tokens`` hold, for name and company:
   characters, too short for a trigram index, and the bigrams of a query are all contained in
   the tokens of a name that contains it;
 - for the name, pinyin (pypinyin): the full spelling, the initials and each syllable
-  (张伟 → zhangwei, zw, zhang, wei), with the surname's reading where it differs from the
-  everyday one (曾 → zeng as a surname, not ceng) and ü also as v and u (吕 → lv, lu);
+  (张伟 → zhangwei, zw, zhang, wei), and for names of up to six syllables every contiguous
+  run of syllables and of initials, so that a spelling typed halfway finds the name
+  (穆琳琅 → mulin, linlang, ml, ll as well as mulinlang, mll, mu, lin, lang); with the
+  surname's reading where it differs from the everyday one (曾 → zeng as a surname, not ceng)
+  and ü also as v and u (吕 → lv, lu);
 - the lower-cased Latin words (and their accent-free form: José → josé, jose).
 
 Partial matches of Latin text, e-mail addresses and phone numbers (3 characters or more) use
@@ -33,6 +36,8 @@ HAS_CJK = re.compile(f"[{_CJK}]")
 WORD = re.compile(rf"[^\W_{_CJK}]+")
 PHONE_QUERY = re.compile(r"^\+?[\d\s\-().]+$")
 MAX_TOKENS = 400
+#: Names of up to this many syllables get every contiguous run of their pinyin as a token.
+PARTIAL_PINYIN_MAX = 6
 #: The shortest term a trigram index can help with.
 TRIGRAM_MIN = 3
 
@@ -112,12 +117,22 @@ def pinyin_tokens(name: str) -> set[str]:
         if not syllables:
             continue
         tokens.update(syllables)
-        tokens.add("".join(syllables))
-        tokens.add("".join(s[0] for s in syllables))
-        if len(syllables) > 2:  # the given name alone: 张小明 → xiaoming, xm
-            tokens.add("".join(syllables[1:]))
-            tokens.add("".join(s[0] for s in syllables[1:]))
+        for run in _runs(syllables):
+            tokens.add("".join(run))
+            tokens.add("".join(s[0] for s in run))
     return {variant for token in tokens for variant in _u_variants(token)}
+
+
+def _runs(syllables: list[str]) -> list[list[str]]:
+    """The runs of syllables a user may type: every contiguous run of two or more for a name
+    of up to :data:`PARTIAL_PINYIN_MAX` syllables (穆琳琅 → mulin, linlang, mulinlang and ml,
+    ll, mll), else the whole and the given name without the surname (张小明 → xiaoming, xm)."""
+    count = len(syllables)
+    if count <= PARTIAL_PINYIN_MAX:
+        return [
+            syllables[start:end] for start in range(count) for end in range(start + 2, count + 1)
+        ] or [syllables]
+    return [syllables, syllables[1:]]
 
 
 def text_tokens(text: str) -> set[str]:

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from services.customers.tests.conftest import as_, principal, unique_mobile, unique_tag
+from services.customers.tests.test_rebuild import rebuild_and_compare
 from shared.errors import BadRequest
 
 
@@ -45,6 +46,18 @@ def test_pinyin_full_spelling_initials_and_syllables(customers, admin, make_cust
     assert _found(customers, admin, tag, q="xiaowei") == {"张小伟"}
     assert _found(customers, admin, tag, q="zhang wei") == {"张伟", "张小伟"}
     assert _found(customers, admin, tag, q="wei") == {"张伟", "张小伟", "王伟"}
+
+
+def test_partial_pinyin(customers, admin, make_customer, tag, customers_engine):
+    """A name's pinyin typed halfway: any contiguous run of syllables or of initials."""
+    make_customer(name="穆琳琅", tags=[tag])
+    make_customer(name="穆青", tags=[tag])
+    for query in ("mulin", "linlang", "ml", "ll", "mulinlang", "mll", "lin"):
+        assert _found(customers, admin, tag, q=query) == {"穆琳琅"}, query
+    assert _found(customers, admin, tag, q="mu") == {"穆琳琅", "穆青"}
+    assert _found(customers, admin, tag, q="mulang") == set()  # not contiguous
+    rebuild_and_compare(customers_engine)  # a rebuild computes the same tokens
+    assert _found(customers, admin, tag, q="linlang") == {"穆琳琅"}
 
 
 def test_partial_latin_name_company_email_and_phone(customers, admin, make_customer, tag):

@@ -24,6 +24,18 @@ def test_chinese_names_get_ngrams_pinyin_and_initials():
     assert {"ouyangnana", "oynn", "yangnana", "欧阳", "娜娜", "阿里", "巴巴", "公司"} <= three
 
 
+def test_partial_pinyin_runs_of_syllables_and_initials():
+    tokens = set(index_tokens("穆琳琅", None))
+    assert {"mulinlang", "mll", "mu", "lin", "lang"} <= tokens  # as before
+    assert {"mulin", "linlang", "ml", "ll"} <= tokens  # typed halfway
+    assert "mulang" not in tokens and "ml" in tokens  # runs are contiguous
+    six = set(index_tokens("欧阳娜娜丽莎", None))
+    assert {"yangnana", "nanali", "lisha", "ynnl", "nnls"} <= six
+    long_name = set(index_tokens("爱新觉罗溥仪先生", None))  # beyond six: whole and given name
+    assert {"aixinjueluopuyixiansheng", "xinjueluopuyixiansheng"} <= long_name
+    assert "jueluo" not in long_name
+
+
 def test_surname_readings_and_u_umlaut():
     assert {"zengguofan", "zgf", "cengguofan"} <= set(index_tokens("曾国藩", None))
     assert {"lvbu", "lubu", "lv", "lu"} <= set(index_tokens("吕布", None))
