@@ -222,12 +222,95 @@ export async function request(method, path, options = {}) {
   return data
 }
 
+// One XMLHttpRequest carrying `body` (a File or Blob) as it is, so that the upload's progress can
+// be shown. Resolves to { response-like } parts; network failures become ApiError status 0.
+function sendRaw(method, url, body, { token, contentType, onProgress, signal }) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest()
+    xhr.open(method, url)
+    xhr.setRequestHeader('Accept', 'application/json, application/problem+json')
+    xhr.setRequestHeader('Accept-Language', currentLanguage())
+    xhr.setRequestHeader('Content-Type', contentType || 'application/octet-stream')
+    if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`)
+    if (onProgress) {
+      xhr.upload.onprogress = (event) => onProgress({ loaded: event.loaded, total: event.lengthComputable ? event.total : body.size })
+      xhr.upload.onload = () => onProgress({ loaded: body.size, total: body.size, done: true })
+    }
+    const abort = () => xhr.abort()
+    signal?.addEventListener('abort', abort)
+    xhr.onload = () => {
+      signal?.removeEventListener('abort', abort)
+      const headers = new Headers()
+      for (const line of xhr.getAllResponseHeaders().trim().split(/[\r\n]+/)) {
+        const at = line.indexOf(':')
+        if (at > 0) headers.append(line.slice(0, at).trim(), line.slice(at + 1).trim())
+      }
+      let data = null
+      if (xhr.responseText && (headers.get('Content-Type') || '').includes('json')) {
+        try {
+          data = JSON.parse(xhr.responseText)
+        } catch {
+          data = null
+        }
+      }
+      resolve({ status: xhr.status, statusText: xhr.statusText, ok: xhr.status >= 200 && xhr.status < 300, headers, data })
+    }
+    xhr.onerror = () => {
+      signal?.removeEventListener('abort', abort)
+      reject(new ApiError({ status: 0, code: 'network', detail: 'network error' }))
+    }
+    xhr.onabort = () => {
+      signal?.removeEventListener('abort', abort)
+      reject(new ApiError({ status: 0, code: 'aborted', detail: 'aborted' }))
+    }
+    xhr.send(body)
+  })
+}
+
+/**
+ * upload('POST', '/customers/imports', file, { query, onProgress, signal }): the file as the raw
+ * request body (its own Content-Type, else application/octet-stream), with the bearer token,
+ * the same renewal as request(), and onProgress({ loaded, total, done }) while it is sent.
+ * Returns the parsed JSON answer; problems are thrown as ApiError.
+ */
+export async function upload(method, path, file, { query, onProgress, signal } = {}) {
+  const url = buildUrl(path, query)
+  const contentType = file.type || 'application/octet-stream'
+  if (session.accessToken && session.refreshToken && Date.now() > session.expiresAt - 10000) {
+    try {
+      await refreshTokens()
+    } catch {
+      /* met as a 401 below */
+    }
+  }
+  const options = { contentType, onProgress, signal }
+  let answer = await sendRaw(method, url, file, { ...options, token: session.accessToken })
+  if (answer.status === 401 && session.accessToken) {
+    if (answer.data?.code === 'token_expired') {
+      try {
+        await refreshTokens()
+      } catch (error) {
+        if (!(error instanceof ApiError) || (error.status >= 400 && error.status < 500)) sessionLost('expired')
+        throw error instanceof ApiError ? error : toError(answer, answer.data)
+      }
+      answer = await sendRaw(method, url, file, { ...options, token: session.accessToken })
+      if (answer.status === 401) sessionLost('expired')
+    } else {
+      sessionLost('invalid')
+    }
+  }
+  if (!answer.ok) throw toError(answer, answer.data)
+  return answer.data
+}
+
 export const api = {
   get: (path, options) => request('GET', path, options),
   post: (path, body, options = {}) => request('POST', path, { ...options, body }),
   patch: (path, body, options = {}) => request('PATCH', path, { ...options, body }),
   put: (path, body, options = {}) => request('PUT', path, { ...options, body }),
   del: (path, body, options = {}) => request('DELETE', path, { ...options, body }),
+  /** POST/PUT a File as the raw body with upload progress (see upload()). */
+  upload: (path, file, options = {}) => upload(options.method || 'POST', path, file, options),
   /** GET a file with the bearer token and hand it to the browser as a download. */
   download: async (path, { query, filename, accept } = {}) => {
     const headers = accept ? { Accept: `${accept}, application/problem+json` } : {}

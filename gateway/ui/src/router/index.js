@@ -6,6 +6,7 @@ import { sessionLossReason } from '../api/client.js'
 import AppLayout from '../layouts/AppLayout.vue'
 import LoginView from '../views/LoginView.vue'
 import { CUSTOMER_ROLES, CUSTOMER_WRITE_ROLES } from '../utils/customers.js'
+import { IMPORT_ROLES } from '../utils/customerImports.js'
 
 /*
  * meta.public: reachable without signing in.
@@ -58,6 +59,13 @@ const routes = [
         name: 'customer-new',
         component: () => import('../views/customers/CustomerFormView.vue'),
         meta: { title: 'customers.createTitle', roles: CUSTOMER_WRITE_ROLES },
+      },
+      {
+        // 导入客户: a new import, its progress and report; /customers/imports/<id> opens a past one.
+        path: 'customers/imports/:importId?',
+        name: 'customer-imports',
+        component: () => import('../views/customers/CustomerImportView.vue'),
+        meta: { title: 'customers.imports.title', roles: IMPORT_ROLES },
       },
       {
         path: 'customers/:id',

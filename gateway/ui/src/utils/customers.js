@@ -24,6 +24,7 @@ export const can = {
   write: () => CUSTOMER_WRITE_ROLES.includes(role()),
   assign: () => ['admin', 'manager'].includes(role()),
   merge: () => ['admin', 'manager'].includes(role()),
+  import: () => ['admin', 'manager'].includes(role()),
   erase: () => role() === 'admin',
   privacyExport: () => ['admin', 'manager'].includes(role()),
   filterByOwner: () => ['admin', 'manager'].includes(role()),
