@@ -12,28 +12,20 @@ export const ACCEPTED_EXTENSIONS = ['.csv', '.xlsx']
 export const IMPORT_COLUMNS = [
   { key: 'name', zh: '姓名', example: ['王小明', '上海星辰贸易有限公司'] },
   { key: 'email', zh: '邮箱', example: ['wang.xiaoming@example.com', 'contact@example.cn'] },
-  { key: 'phone', zh: '手机', example: ['+8613812345678', '+862161234567'] },
+  { key: 'phone', zh: '手机', example: ['13812345678', '+8613912345678'] },
   { key: 'company', zh: '公司', example: ['', '上海星辰贸易有限公司'] },
-  { key: 'tags', zh: '标签', example: ['VIP', '经销商'] },
+  { key: 'tags', zh: '标签', example: ['VIP;展会客户', '经销商'] },
   { key: 'external_id', zh: '外部编号', example: ['ERP-0001', 'ERP-0002'] },
   { key: 'source', zh: '来源', example: ['展会', '官网'] },
-  { key: 'country', zh: '国家', example: ['CN', 'CN'] },
+  { key: 'country', zh: '国家', example: ['中国', 'CN'] },
   { key: 'region', zh: '省份', example: ['广东省', '上海市'] },
   { key: 'city', zh: '城市', example: ['深圳市', '上海市'] },
   { key: 'district', zh: '区县', example: ['南山区', '浦东新区'] },
   { key: 'street', zh: '地址', example: ['科技园南路 88 号', '世纪大道 100 号'] },
   { key: 'postal_code', zh: '邮编', example: ['518057', '200120'] },
   { key: 'notes', zh: '备注', example: ['老客户介绍', ''] },
-  { key: 'kind', zh: '类型', example: ['person', 'company'] },
+  { key: 'kind', zh: '类型', example: ['个人', '公司'] },
 ]
-
-const COLUMN_BY_NAME = new Map(IMPORT_COLUMNS.flatMap((c) => [[c.key, c], [c.zh, c]]))
-
-/** The accepted column a header (English or Chinese) stands for, if any. */
-export function columnOf(header) {
-  const text = String(header ?? '').trim()
-  return COLUMN_BY_NAME.get(text) || COLUMN_BY_NAME.get(text.toLowerCase()) || null
-}
 
 function csvCell(value) {
   const text = String(value ?? '')
