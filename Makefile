@@ -39,5 +39,11 @@ format: $(BIN)/cms
 test: install lint ## the whole suite: lint, unit, integration, end-to-end and browser tests
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+QUICK ?=
+BENCH_ARGS ?=
+
+bench: install ## performance figures (docs/performance.md): make bench [QUICK=1] [BENCH_ARGS=...]
+	$(BIN)/python -m bench $(if $(filter-out 0 no false,$(QUICK)),--quick) $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) $(UI)/node_modules $(UI)/dist

@@ -1,0 +1,657 @@
+"""``make bench`` / ``python -m bench [--quick]``: one benchmark run, start to finish.
+
+1. a RabbitMQ virtual host and a database ``cms_bench_<random>`` of its own, provisioned;
+2. N synthetic customers seeded with ``services/customers/seed.py``'s bulk path, as the
+   customers role, straight into the database (the seeding rate is a figure of its own);
+3. ``cms run`` on them, with an admin from CMS_ADMIN_EMAIL / CMS_ADMIN_PASSWORD and the
+   per-address sign-in limit raised (CMS_LOGIN_RATE_LIMIT) so that the login phase measures
+   sign-in rather than the limiter; then the outbox relay publishing the seeded events;
+4. each phase for a fixed time with C concurrent clients in a closed loop (``bench/load.py``):
+   the baselines, then the operations through the gateway, with the RSS of every CMS process
+   sampled throughout;
+5. ``bench/results/<UTC timestamp>.json`` and a markdown table on stdout;
+6. always, also on Ctrl-C or a failure: the stack stopped (the whole process tree), the
+   database dropped, the virtual host deleted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import results
+from bench.load import OK, Measurement, Outcome, run_async
+from bench.system import ROOT, CpuMeter, Sampler, SetupError, System
+
+QUICK = {"customers": 20_000, "duration": 4.0, "warmup": 1.0}
+FULL = {"customers": 1_000_000, "duration": 20.0, "warmup": 3.0}
+CONCURRENCY = 8
+#: The customer list page size the web UI asks for.
+SEARCH_LIMIT = 20
+NOT_MEASURED = [
+    "place order",
+    "pay an order (sandbox)",
+    "list orders",
+    "analytics dashboard query",
+    "projection lag",
+    "analytics rebuild rate",
+    "scale-out with 2 processes per service",
+]
+WRITE_P99_TARGET_MS = 100.0
+SEARCH_P95_TARGET_MS = 50.0
+SEARCH_TARGET_CUSTOMERS = 1_000_000
+RSS_TARGET_MB = 200.0
+
+#: name → (group, what it measures); the order in which phases run.
+PHASES: dict[str, tuple[str, str]] = {
+    "healthz": ("baseline", "GET /healthz: gateway HTTP, no RPC"),
+    "me": ("baseline", "GET /api/v1/me: HTTP + 2 RPCs to users (token check, get_user)"),
+    "rpc_ping": ("baseline", "nameko RPC customers.ping() from another process, no HTTP"),
+    "pg_insert_temp": ("baseline", "PostgreSQL 1-row INSERT, autocommit, temp table"),
+    "pg_insert_logged": ("baseline", "PostgreSQL 1-row INSERT, autocommit, logged table"),
+    "amqp_publish": ("baseline", "RabbitMQ persistent publish with confirm"),
+    "login": ("operation", "POST /api/v1/auth/login (argon2id)"),
+    "search_customers": ("operation", f"GET /api/v1/customers?q=…&limit={SEARCH_LIMIT}"),
+    "customer_timeline": ("operation", "GET /api/v1/customers/{id}/timeline"),
+    "create_customer": ("operation", "POST /api/v1/customers (force)"),
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+# -- before the stack: provision and seed ----------------------------------------------------
+
+
+def seed(settings, count: int) -> dict[str, Any]:
+    """``count`` customers through the bulk path of ``services/customers/seed.py``."""
+    from sqlalchemy.orm import Session
+
+    from services.customers.seed import seed_customers
+    from shared.db import create_service_engine
+
+    engine = create_service_engine(
+        settings.service_url("customers"), schema="customers", pool_size=1
+    )
+    started = time.perf_counter()
+    reported = [started]
+
+    def progress(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - reported[0] >= 10 or done == total:
+            reported[0] = now
+            rate = done / (now - started)
+            left = (total - done) / rate if rate else 0
+            log(f"seeded {done:,}/{total:,} ({rate:,.0f}/s, about {left:,.0f} s left)")
+
+    try:
+        with Session(engine) as session:
+            seeded = seed_customers(session, count, seed=0, progress=progress)
+    finally:
+        engine.dispose()
+    seconds = time.perf_counter() - started
+    return {"customers": seeded, "seconds": round(seconds, 2), "per_s": round(seeded / seconds, 1)}
+
+
+# -- while the stack runs: database look-ups -------------------------------------------------
+
+
+def admin_connection(system: System):
+    from bench.raw import _connect
+
+    return _connect(system.database_url)
+
+
+def wait_for_relay(system: System, timeout: float) -> dict[str, Any]:
+    """Until the customers relay has published every event (its cursor at the last position)."""
+    connection = admin_connection(system)
+    try:
+        with connection.cursor() as cursor:
+
+            def positions() -> tuple[int, int]:
+                cursor.execute(
+                    "SELECT (SELECT coalesce(max(global_position), 0) FROM customers.events),"
+                    " (SELECT published_position FROM customers.outbox_cursor"
+                    "  WHERE relay = 'amqp')"
+                )
+                last, published = cursor.fetchone()
+                return last, published or 0
+
+            last, published = positions()
+            start_published, started = published, time.perf_counter()
+            reported = started
+            while published < last and time.perf_counter() - started < timeout:
+                time.sleep(0.5)
+                last, published = positions()
+                if time.perf_counter() - reported >= 10:
+                    reported = time.perf_counter()
+                    log(f"outbox relay: {published:,}/{last:,} events published")
+            seconds = time.perf_counter() - started
+            moved = published - start_published
+            return {
+                "events": moved,
+                "seconds": round(seconds, 2),
+                "per_s": round(moved / seconds, 1) if seconds > 0.5 else None,
+                "caught_up": published >= last,
+            }
+    finally:
+        connection.close()
+
+
+def sample_customers(system: System, size: int = 2000) -> list[dict[str, Any]]:
+    """Random seeded customers (id, kind, name, e-mail text) to draw ids and terms from."""
+    connection = admin_connection(system)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id::text, kind, name, emails_text FROM customers.customers"
+                " ORDER BY random() LIMIT %s",
+                (size,),
+            )
+            return [
+                {"id": row[0], "kind": row[1], "name": row[2], "emails": row[3]}
+                for row in cursor.fetchall()
+            ]
+    finally:
+        connection.close()
+
+
+def search_terms(customers: list[dict[str, Any]], rng: random.Random) -> list[tuple[str, str]]:
+    """``(tag, term)`` pairs, shuffled: two-character fragments of Chinese names (``cjk``),
+    pinyin spellings of such fragments and of whole names (``pinyin``), and five-character
+    fragments of e-mail addresses (``email``), all drawn from the seeded customers."""
+    from services.customers.search import CJK_RUN, pinyin_tokens
+
+    terms: list[tuple[str, str]] = []
+    for customer in customers:
+        name = customer["name"] or ""
+        if customer["kind"] == "person" and CJK_RUN.fullmatch(name) and len(name) >= 2:
+            start = rng.randrange(0, len(name) - 1)
+            fragment = name[start : start + 2]
+            terms.append(("cjk", fragment))
+            spelled = name if rng.random() < 0.5 else fragment
+            tokens = pinyin_tokens(spelled)
+            if tokens:
+                terms.append(("pinyin", max(tokens, key=len)))
+        local = (customer["emails"] or "").split("@")[0].split()[0] if customer["emails"] else ""
+        if len(local) >= 5:
+            start = rng.randrange(0, len(local) - 4)
+            terms.append(("email", local[start : start + 5]))
+    rng.shuffle(terms)
+    return terms
+
+
+# -- the phases ------------------------------------------------------------------------------
+
+
+class Client:
+    """The HTTP side of the bench: one aiohttp session (keep-alive, at most C connections)."""
+
+    def __init__(self, url: str, concurrency: int):
+        import aiohttp
+
+        self.aiohttp = aiohttp
+        self.session = aiohttp.ClientSession(
+            base_url=url,
+            connector=aiohttp.TCPConnector(limit=concurrency),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def call(
+        self, method: str, path: str, expect: int, tag: str | None = None, **kwargs
+    ) -> tuple[Outcome, bytes]:
+        async with self.session.request(method, path, **kwargs) as response:
+            body = await response.read()
+            if response.status != expect:
+                return Outcome(error=f"http {response.status}", tag=tag), body
+            return (Outcome(tag=tag) if tag else OK), body
+
+    async def login(self, email: str, password: str) -> str:
+        outcome, body = await self.call(
+            "POST", "/api/v1/auth/login", 200, json={"email": email, "password": password}
+        )
+        if outcome.error:
+            raise SetupError(f"the bench admin cannot sign in ({outcome.error}): {body[:300]!r}")
+        return json.loads(body)["access_token"]
+
+
+def rpc_ping(system: System, concurrency: int, duration: float, warmup: float) -> dict[str, Any]:
+    """The raw RPC baseline, from a process of its own (``bench/rpc_ping.py``)."""
+    from shared.lifetime import die_with_parent
+
+    process = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "bench.rpc_ping",
+            "--amqp-uri",
+            system.amqp_uri or "",
+            "--concurrency",
+            str(concurrency),
+            "--duration",
+            str(duration),
+            "--warmup",
+            str(warmup),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=die_with_parent,  # it must not outlive the bench
+    )
+    try:
+        out, err = process.communicate(timeout=duration + warmup + 120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if process.returncode != 0:
+        raise RuntimeError(f"bench.rpc_ping failed ({process.returncode}): {err[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+class Bench:
+    def __init__(self, system: System, options: argparse.Namespace):
+        self.system = system
+        self.options = options
+        self.rng = random.Random(options.seed)
+        self.phases: list[dict[str, Any]] = []
+        self.cpu = CpuMeter(system)
+        self.customers: list[dict[str, Any]] = []
+
+    def selected(self, name: str) -> bool:
+        return not self.options.only or name in self.options.only
+
+    def record(self, name: str, figures: dict[str, Any], cpu: dict[str, float], **extra) -> None:
+        group, what = PHASES[name]
+        phase = {"name": name, "group": group, "what": what, **figures, "cpu_percent": cpu}
+        phase.update(extra)
+        self.phases.append(phase)
+        log(
+            f"{name}: {figures.get('throughput_per_s')}/s, p50 {figures.get('p50_ms')} ms, "
+            f"p95 {figures.get('p95_ms')} ms, p99 {figures.get('p99_ms')} ms, "
+            f"errors {figures.get('errors')}"
+        )
+
+    def blocking(self, name: str, measure: Callable[[], Measurement | dict[str, Any]]) -> None:
+        if not self.selected(name):
+            return
+        log(f"{name} ...")
+        cpu: dict[str, float] = {}
+        with self.cpu.measure(cpu):
+            outcome = measure()
+        figures = outcome.summary() if isinstance(outcome, Measurement) else outcome
+        self.record(name, figures, cpu)
+
+    async def timed(self, name: str, request, **extra) -> None:
+        if not self.selected(name):
+            return
+        log(f"{name} ...")
+        cpu: dict[str, float] = {}
+        with self.cpu.measure(cpu):
+            measurement = await run_async(
+                request, self.options.concurrency, self.options.duration, self.options.warmup
+            )
+        self.record(name, measurement.summary(), cpu, **extra)
+
+    def baselines_raw(self) -> None:
+        from bench import raw
+
+        c, d, w = self.options.concurrency, self.options.duration, self.options.warmup
+        self.blocking("rpc_ping", lambda: rpc_ping(self.system, c, d, w))
+        url = self.system.database_url
+        self.blocking("pg_insert_temp", lambda: raw.pg_insert(url, c, d, w, temporary=True))
+        self.blocking("pg_insert_logged", lambda: raw.pg_insert(url, c, d, w, temporary=False))
+        self.blocking("amqp_publish", lambda: raw.amqp_publish(self.system.amqp_uri, c, d, w))
+
+    async def http_phases(self, stage: str) -> None:
+        client = Client(self.system.url, self.options.concurrency)
+        try:
+            if stage == "baselines":
+                await self.http_baselines(client)
+            else:
+                await self.operations(client)
+        finally:
+            await client.close()
+
+    async def http_baselines(self, client: Client) -> None:
+        async def healthz(worker: int, iteration: int) -> Outcome:
+            return (await client.call("GET", "/healthz", 200))[0]
+
+        await self.timed("healthz", healthz)
+        if self.selected("me"):
+            headers = {"Authorization": f"Bearer {await self.token(client)}"}
+
+            async def me(worker: int, iteration: int) -> Outcome:
+                return (await client.call("GET", "/api/v1/me", 200, headers=headers))[0]
+
+            await self.timed("me", me)
+
+    async def token(self, client: Client) -> str:
+        return await client.login(self.system.admin_email, self.system.admin_password)
+
+    async def operations(self, client: Client) -> None:
+        from services.customers.seed import synthetic_data
+
+        credentials = {"email": self.system.admin_email, "password": self.system.admin_password}
+
+        async def login(worker: int, iteration: int) -> Outcome:
+            return (await client.call("POST", "/api/v1/auth/login", 200, json=credentials))[0]
+
+        await self.timed("login", login)
+
+        terms = search_terms(self.customers, self.rng) or [("none", "")]
+        empty: dict[str, int] = defaultdict(int)
+        sent: Counter = Counter()
+        headers = {"Authorization": f"Bearer {await self.token(client)}"}
+
+        async def search(worker: int, iteration: int) -> Outcome:
+            tag, term = terms[(worker * 7919 + iteration * self.options.concurrency) % len(terms)]
+            outcome, body = await client.call(
+                "GET",
+                "/api/v1/customers",
+                200,
+                tag=tag,
+                headers=headers,
+                params={"q": term, "limit": str(SEARCH_LIMIT)},
+            )
+            sent[tag] += 1
+            if not outcome.error and not json.loads(body).get("items"):
+                empty[tag] += 1
+            return outcome
+
+        await self.timed(
+            "search_customers",
+            search,
+            terms=dict(sorted(Counter(tag for tag, _ in terms).items())),
+        )
+        if self.phases and self.phases[-1]["name"] == "search_customers":
+            phase = self.phases[-1]
+            phase["term_examples"] = {
+                tag: sorted({term for t, term in terms if t == tag})[:8]
+                for tag in sorted({t for t, _ in terms})
+            }
+            phase["empty_results"] = {tag: empty.get(tag, 0) for tag in sorted(sent)}
+            phase["requests_sent"] = dict(sorted(sent.items()))
+
+        ids = [customer["id"] for customer in self.customers] or ["00000000"]
+        headers = {"Authorization": f"Bearer {await self.token(client)}"}
+
+        async def timeline(worker: int, iteration: int) -> Outcome:
+            customer_id = ids[(worker * 104729 + iteration * self.options.concurrency) % len(ids)]
+            path = f"/api/v1/customers/{customer_id}/timeline"
+            return (await client.call("GET", path, 200, headers=headers))[0]
+
+        await self.timed("customer_timeline", timeline)
+
+        headers = {"Authorization": f"Bearer {await self.token(client)}"}
+        rng = random.Random(self.options.seed + 1)
+        counter = iter(range(self.options.customers, 10**12))
+
+        async def create(worker: int, iteration: int) -> Outcome:
+            body = {**synthetic_data(rng, next(counter)), "force": True}
+            return (
+                await client.call("POST", "/api/v1/customers", 201, headers=headers, json=body)
+            )[0]
+
+        await self.timed("create_customer", create)
+
+
+# -- targets ---------------------------------------------------------------------------------
+
+
+def targets(phases: list[dict[str, Any]], rss: dict[str, Any], customers: int) -> list[dict]:
+    """The issue's targets that this run can speak to, each with the figure it measured."""
+    by_name = {phase["name"]: phase for phase in phases}
+    found: list[dict[str, Any]] = []
+    search = by_name.get("search_customers")
+    if search:
+        p95 = search.get("p95_ms")
+        at_scale = customers >= SEARCH_TARGET_CUSTOMERS
+        found.append(
+            {
+                "target": f"customer search p95 ≤ {SEARCH_P95_TARGET_MS:g} ms with 1,000,000",
+                "measured": f"p95 {p95} ms with {customers:,}",
+                "met": (p95 is not None and p95 <= SEARCH_P95_TARGET_MS) if at_scale else None,
+                "note": None if at_scale else f"only {customers:,} customers seeded",
+            }
+        )
+    for name in ("create_customer", "login"):
+        phase = by_name.get(name)
+        if not phase:
+            continue
+        p99 = phase.get("p99_ms")
+        found.append(
+            {
+                "target": f"{name} (a write) p99 ≤ {WRITE_P99_TARGET_MS:g} ms at half its peak",
+                "measured": f"p99 {p99} ms at {phase.get('throughput_per_s')}/s "
+                f"({phase.get('concurrency')} clients)",
+                "met": p99 is not None and p99 <= WRITE_P99_TARGET_MS,
+                "note": "at the bench's fixed concurrency, not at half of the peak throughput",
+            }
+        )
+    for process, figures in rss.items():
+        found.append(
+            {
+                "target": f"{process}: RSS ≤ {RSS_TARGET_MB:g} MB",
+                "measured": f"peak {figures['peak_mb']} MB",
+                "met": figures["peak_mb"] <= RSS_TARGET_MB,
+                "note": None,
+            }
+        )
+    return found
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def machine(system: System) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cpus": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+        "loadavg_before": [round(value, 2) for value in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    with contextlib.suppress(Exception):
+        connection = admin_connection(system)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT current_setting('server_version'), "
+                    "current_setting('synchronous_commit'), current_setting('fsync'), "
+                    "current_setting('shared_buffers'), current_setting('max_connections')"
+                )
+                version, sync, fsync, buffers, connections = cursor.fetchone()
+        finally:
+            connection.close()
+        info["postgresql"] = {
+            "version": version,
+            "synchronous_commit": sync,
+            "fsync": fsync,
+            "shared_buffers": buffers,
+            "max_connections": connections,
+        }
+    with contextlib.suppress(Exception):
+        done = subprocess.run(
+            ["rabbitmqctl", "-q", "version"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        info["rabbitmq"] = done.stdout.strip() or None
+    return info
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__.split("\n\n")[0].strip("`")
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="20,000 customers, 4 s phases: under 2 minutes"
+    )
+    parser.add_argument("--customers", type=int, help="customers to seed (1,000,000; quick 20,000)")
+    parser.add_argument("--duration", type=float, help="measured seconds per phase (20; quick 4)")
+    parser.add_argument("--warmup", type=float, help="uncounted seconds before each phase (3; 1)")
+    parser.add_argument(
+        "--concurrency", type=int, default=CONCURRENCY, help=f"clients ({CONCURRENCY})"
+    )
+    parser.add_argument("--only", help="comma-separated phases to run: " + ", ".join(PHASES))
+    parser.add_argument("--seed", type=int, default=0, help="random seed of data and terms")
+    parser.add_argument(
+        "--keep-database",
+        action="store_true",
+        help="leave the seeded database behind for investigation (it is dropped otherwise)",
+    )
+    parser.add_argument("--output", type=Path, default=results.RESULTS_DIR, help="results folder")
+    options = parser.parse_args(argv)
+    defaults = QUICK if options.quick else FULL
+    for key, value in defaults.items():
+        if getattr(options, key) is None:
+            setattr(options, key, value)
+    if options.only:
+        options.only = {name.strip() for name in options.only.split(",") if name.strip()}
+        unknown = options.only - set(PHASES)
+        if unknown:
+            parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    if options.concurrency < 1 or options.duration <= 0 or options.warmup < 0:
+        parser.error("--concurrency must be ≥ 1, --duration > 0, --warmup ≥ 0")
+    return options
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP all end the run through its teardown (a shell that starts
+    the bench in the background may have left SIGINT ignored)."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, handler)
+    with contextlib.suppress(AttributeError, ValueError):
+        signal.signal(signal.SIGHUP, handler)
+
+
+def run(options: argparse.Namespace) -> dict[str, Any]:
+    from shared.provision import provision
+
+    started_at = datetime.now(UTC)
+    clock = time.perf_counter()
+    system = System.from_environment()
+    system.keep_database = options.keep_database
+    result: dict[str, Any] = {
+        "started_at": started_at.isoformat(),
+        "git": results.git_state(),
+        "config": {
+            "quick": options.quick,
+            "customers": options.customers,
+            "concurrency": options.concurrency,
+            "duration_s": options.duration,
+            "warmup_s": options.warmup,
+            "search_limit": SEARCH_LIMIT,
+            "seed": options.seed,
+            "only": sorted(options.only) if options.only else None,
+            "database": system.name,
+            "vhost": system.name,
+            "login_rate_limit": system.login_rate_limit,
+            "cms_max_workers": int(os.environ.get("CMS_MAX_WORKERS") or 10),
+            "processes_per_service": 1,
+            "load_generator": "asyncio + aiohttp closed loop (bench/load.py); raw baselines "
+            "from threads; RPC ping from a separate eventlet process",
+        },
+        "not_measured": NOT_MEASURED,
+    }
+    sampler: Sampler | None = None
+    try:
+        settings = system.prepare()
+        log(f"database and vhost {system.name}; provisioning ...")
+        begun = time.perf_counter()
+        provision(settings)
+        result["provision_s"] = round(time.perf_counter() - begun, 2)
+        result["config"]["machine"] = machine(system)
+        log(f"seeding {options.customers:,} customers ...")
+        result["seeding"] = seed(settings, options.customers)
+        log(
+            f"seeded {options.customers:,} customers in {result['seeding']['seconds']} s "
+            f"({result['seeding']['per_s']:,.0f}/s); starting cms run ..."
+        )
+        begun = time.perf_counter()
+        system.start()
+        result["startup_s"] = round(time.perf_counter() - begun, 2)
+        log(f"CMS ready at {system.url} after {result['startup_s']} s")
+        sampler = Sampler(system)
+        sampler.start()
+        result["relay"] = wait_for_relay(system, timeout=max(120.0, options.customers / 200))
+        log(f"outbox relay: {result['relay']}")
+        bench = Bench(system, options)
+        bench.customers = sample_customers(system)
+        try:
+            asyncio.run(bench.http_phases("baselines"))
+            bench.baselines_raw()
+            asyncio.run(bench.http_phases("operations"))
+        finally:
+            result["phases"] = bench.phases
+        sampler.stop()
+        sampler.sample()
+        result["rss"] = sampler.figures()
+        result["rss_samples"] = sampler.samples
+        result["targets"] = targets(result["phases"], result["rss"], options.customers)
+        result["config"]["machine"]["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
+    except BaseException as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        if sampler is not None:
+            sampler.stop()
+            result.setdefault("rss", sampler.figures())
+        raise
+    finally:
+        log(f"stopping CMS, dropping database and vhost {system.name} ...")
+        problems = system.close()
+        for problem in problems:
+            log(f"teardown: {problem}")
+        result["teardown_problems"] = problems
+        result["finished_at"] = datetime.now(UTC).isoformat()
+        result["total_s"] = round(time.perf_counter() - clock, 1)
+        if result.get("phases") or "error" not in result:
+            path = results.write_result(result, options.output)
+            result["path"] = str(path)
+            log(f"wrote {path}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(argv)
+    _stop_on_signals()
+    try:
+        result = run(options)
+    except KeyboardInterrupt:
+        log("interrupted: everything started was stopped and removed")
+        return 130
+    except SetupError as exc:
+        log(str(exc))
+        return 2
+    print(results.markdown(result))
+    if result.get("path"):
+        print(f"results: {os.path.relpath(result['path'])}")
+    return 0
