@@ -58,13 +58,16 @@ class UnitOfWork:
         session: Session,
         metadata: dict[str, Any] | None = None,
         now: datetime | None = None,
+        writing: bool = False,
     ):
+        """``writing``: the transaction holds the writers' lock already (a bulk import's
+        batch takes it once for all its rows)."""
         self.session = session
         self.metadata = metadata or {}
         self.now = now or utcnow()
         self.store = EventStore(session)
         self._vault: CustomerVault | None = None
-        self._writing = False
+        self._writing = writing
 
     @property
     def conn(self) -> Connection:
@@ -167,8 +170,12 @@ class UnitOfWork:
         """Transaction-scoped advisory locks on natural keys (contact keys, external ids,
         attribute keys), always in the same order: two commands claiming the same e-mail
         address serialise, and the second sees the first's customer."""
-        for key in sorted(set(keys)):
+        numbers = [(zlib.crc32(key.encode()) - 2**31) or 1 for key in sorted(set(keys))]
+        if numbers:  # one statement; the locks are taken in the order of the array
             self.conn.execute(
-                text("SELECT pg_advisory_xact_lock(:space, :key)"),
-                {"space": LOCK_SPACE, "key": (zlib.crc32(key.encode()) - 2**31) or 1},
+                text(
+                    "SELECT count(pg_advisory_xact_lock(:space, key)) "
+                    "FROM unnest(CAST(:keys AS integer[])) AS key"
+                ),
+                {"space": LOCK_SPACE, "keys": numbers},
             )
