@@ -242,8 +242,17 @@ class CustomerCommands:
         self._record(customer, decide(customer))
         return customer.id
 
-    def archive(self, viewer, customer_id, expected_version) -> str:
-        return self._status(viewer, customer_id, expected_version, Customer.archive)
+    def archive(
+        self,
+        viewer,
+        customer_id,
+        expected_version,
+        reason: str | None = None,
+        import_id: str | None = None,
+    ) -> str:
+        return self._status(
+            viewer, customer_id, expected_version, lambda c: c.archive(reason, import_id)
+        )
 
     def restore(self, viewer, customer_id, expected_version) -> str:
         return self._status(viewer, customer_id, expected_version, Customer.restore)

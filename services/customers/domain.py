@@ -38,6 +38,8 @@ PHONE_LABELS = ("mobile", "work", "home", "other")
 ADDRESS_LABELS = ("home", "work", "billing", "shipping", "other")
 CONSENT_METHODS = ("web_form", "phone", "paper", "import", "email", "in_person", "api", "other")
 ATTRIBUTE_TYPES = ("string", "number", "boolean", "date", "choice")
+#: Why a customer was archived, when it was not by hand.
+ARCHIVE_REASONS = ("import_reverted",)
 
 #: Fields ``customer.updated`` carries (owner, tags, consents and attributes have their own
 #: events; preferences have ``customer.preferences_updated``).
@@ -447,11 +449,18 @@ class Customer:
             )
         ]
 
-    def archive(self) -> list[Change]:
+    def archive(self, reason: str | None = None, import_id: str | None = None) -> list[Change]:
+        """``reason`` (and the import it undoes, for ``import_reverted``) is recorded when
+        given: an archive by hand carries none."""
         self._require_changeable()
         if self.status == "archived":
             return []
-        return [("customer.archived", {"customer_id": self.id})]
+        payload: dict[str, Any] = {"customer_id": self.id}
+        if reason is not None:
+            payload["reason"] = reason
+        if import_id is not None:
+            payload["import_id"] = import_id
+        return [("customer.archived", payload)]
 
     def restore(self) -> list[Change]:
         self._require_changeable()

@@ -28,6 +28,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.customers.domain import (
     ADDRESS_LABELS,
+    ARCHIVE_REASONS,
     ATTRIBUTE_TYPES,
     CONSENT_CHANNELS,
     CONSENT_METHODS,
@@ -329,9 +330,16 @@ class CustomerAttributesUpdatedV1(_CustomerEvent):
     unset = fields.List(fields.String(), required=True)
 
 
-@registry.register("customer.archived", 1, "The customer was archived (hidden from lists).")
+@registry.register(
+    "customer.archived",
+    1,
+    "The customer was archived (hidden from lists). ``reason`` is absent for an archive by "
+    "hand; ``import_reverted`` (with ``import_id``) when the import that created the customer "
+    "was reverted.",
+)
 class CustomerArchivedV1(_CustomerEvent):
-    pass
+    reason = fields.String(validate=validate.OneOf(ARCHIVE_REASONS))
+    import_id = fields.UUID()
 
 
 @registry.register("customer.restored", 1, "An archived customer is active again.")

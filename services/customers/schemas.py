@@ -501,6 +501,75 @@ class DefineAttributeArgs(Schema):
             raise ValidationError("Only a choice has options.", "options")
 
 
+# -- bulk imports -------------------------------------------------------------------------------
+
+IMPORT_MODES = ("create", "update", "upsert")
+IMPORT_MATCH_ON = ("email", "phone", "external_id")
+#: Most rows one ``import_rows`` call takes (the driver sends 500).
+MAX_IMPORT_BATCH = 1000
+MAX_IMPORT_COLUMNS = 200
+MAX_CELL = 10_000
+
+
+class BeginImportArgs(Schema):
+    actor = _actor()
+    import_id = _id(required=True)
+    filename = _text(200, required=True)
+    mode = fields.String(required=True, validate=validate.OneOf(IMPORT_MODES))
+    match_on = fields.String(required=True, validate=validate.OneOf(IMPORT_MATCH_ON))
+    columns = fields.List(
+        fields.String(validate=validate.Length(max=200)),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_IMPORT_COLUMNS),
+    )
+    total_rows = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
+class ImportRow(Schema):
+    row = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    values = fields.Dict(
+        keys=fields.String(validate=validate.Length(max=200)),
+        values=fields.String(allow_none=True, validate=validate.Length(max=MAX_CELL)),
+        required=True,
+        validate=validate.Length(max=MAX_IMPORT_COLUMNS + 1),
+    )
+
+
+class ImportRowsArgs(Schema):
+    actor = _actor()
+    import_id = _id(required=True)
+    rows = fields.List(
+        fields.Nested(ImportRow), required=True, validate=validate.Length(max=MAX_IMPORT_BATCH)
+    )
+
+
+class FinishImportArgs(Schema):
+    actor = _actor()
+    import_id = _id(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("completed", "failed")))
+    error = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class ImportArgs(Schema):
+    viewer = _viewer()
+    import_id = _id(required=True)
+
+
+class ImportPageArgs(Schema):
+    viewer = _viewer()
+    limit = _limit()
+    cursor = _cursor()
+
+
+class RejectionPageArgs(ImportPageArgs):
+    import_id = _id(required=True)
+
+
+class RevertImportArgs(Schema):
+    actor = _actor()
+    import_id = _id(required=True)
+
+
 # -- helpers ------------------------------------------------------------------------------------
 
 

@@ -10,18 +10,27 @@ signed-in principal. Errors are the classes of ``shared.errors``, with a machine
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from nameko.rpc import rpc
+from nameko.timer import timer
 
 from services.customers import schemas, views
 from services.customers.commands import CustomerCommands, Customers
+from services.customers.import_revert import ImportRevert
+from services.customers.imports import Imports
 from services.customers.personal import CustomerVault
 from services.customers.schemas import load_args
 from services.customers.uow import UnitOfWork, event_metadata
 from shared.errors import CmsError
 from shared.service import EventSourcedService
+
+log = logging.getLogger(__name__)
+
+#: How often housekeeping runs (seconds).
+HOUSEKEEPING_INTERVAL = 3600
 
 #: Errors meant for the caller (``CmsError``) are expected: nameko logs them as warnings.
 api = rpc(expected_exceptions=(CmsError,))
@@ -337,3 +346,79 @@ class CustomersService(EventSourcedService):
     @api
     def list_attributes(self) -> list[dict[str, Any]]:
         return self._read(views.list_attributes)
+
+    # -- bulk imports (services.customers.imports, driven by shared.importer) -----------------
+
+    def _imports(self) -> Imports:
+        return Imports(self.db, self.context)
+
+    @api
+    def begin_import(
+        self, actor, import_id, filename, mode, match_on, columns, total_rows
+    ) -> dict[str, Any]:
+        """An import begins: its columns are mapped (an unknown one refuses the import)."""
+        args = load_args(
+            schemas.BeginImportArgs(),
+            {
+                "actor": actor,
+                "import_id": import_id,
+                "filename": filename,
+                "mode": mode,
+                "match_on": match_on,
+                "columns": columns,
+                "total_rows": total_rows,
+            },
+        )
+        return self._imports().begin(**args)
+
+    @api
+    def import_rows(self, actor, import_id, rows) -> dict[str, int]:
+        """A batch of rows ``[{"row": n, "values": {column: text}}]``; answers the batch's
+        counts (``created``, ``updated``, ``unchanged``, ``rejected``)."""
+        args = load_args(
+            schemas.ImportRowsArgs(), {"actor": actor, "import_id": import_id, "rows": rows}
+        )
+        return self._imports().rows(**args)
+
+    @api
+    def finish_import(self, actor, import_id, status, error=None) -> dict[str, Any]:
+        args = load_args(
+            schemas.FinishImportArgs(),
+            {"actor": actor, "import_id": import_id, "status": status, "error": error},
+        )
+        return self._imports().finish(**args)
+
+    @api
+    def get_import(self, viewer, import_id) -> dict[str, Any]:
+        args = load_args(schemas.ImportArgs(), {"viewer": viewer, "import_id": import_id})
+        return self._imports().get_import(**args)
+
+    @api
+    def list_imports(self, viewer, limit=50, cursor=None) -> dict[str, Any]:
+        args = load_args(
+            schemas.ImportPageArgs(), {"viewer": viewer, "limit": limit, "cursor": cursor}
+        )
+        return self._imports().list_imports(**args)
+
+    @api
+    def import_rejections(self, viewer, import_id, limit=50, cursor=None) -> dict[str, Any]:
+        args = load_args(
+            schemas.RejectionPageArgs(),
+            {"viewer": viewer, "import_id": import_id, "limit": limit, "cursor": cursor},
+        )
+        return self._imports().rejected_rows(**args)
+
+    @api
+    def revert_import(self, actor, import_id) -> dict[str, Any]:
+        """Undo a finished import with new events (``services.customers.import_revert``)."""
+        args = load_args(schemas.RevertImportArgs(), {"actor": actor, "import_id": import_id})
+        return ImportRevert(self.db, self.context).revert(**args)
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    @timer(interval=HOUSEKEEPING_INTERVAL)
+    def housekeeping(self) -> None:
+        """Delete rejected import rows older than 30 days; end abandoned imports as failed."""
+        purged, abandoned = self._imports().housekeeping()
+        if purged or abandoned:
+            log.info("purged %d rejected rows, ended %d abandoned imports", purged, abandoned)

@@ -1,8 +1,9 @@
 """SQLAlchemy Core descriptions of the customers schema's tables (created by the migrations in
 ``migrations/versions``; unqualified because connections use the ``customers`` search path).
 
-All three are read models, rebuilt from ``events`` at will (``projections.rebuild``), except
-``customers.order_count``, which the orders feed will keep (a rebuild carries it over)."""
+The first three are read models, rebuilt from ``events`` at will (``projections.rebuild``),
+except ``customers.order_count``, which the orders feed will keep (a rebuild carries it over).
+``imports`` and ``import_rejections`` are the state of bulk imports (not rebuilt)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,43 @@ attribute_definitions = Table(
 )
 
 READ_MODELS = (customers, merges, attribute_definitions)
+
+# -- bulk imports: state of the import process, not read models (services.customers.imports) --
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("filename", Text, nullable=False),
+    Column("mode", Text, nullable=False),
+    Column("match_on", Text, nullable=False),
+    Column("columns", JSONB, nullable=False),
+    Column("mapping", JSONB, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("total_rows", Integer, nullable=False),
+    Column("processed_rows", Integer, nullable=False),
+    Column("last_row", Integer, nullable=False),
+    Column("created", Integer, nullable=False),
+    Column("updated", Integer, nullable=False),
+    Column("unchanged", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("revert_conflicts", Integer),
+    Column("actor_id", Text),
+    Column("actor_role", Text),
+    Column("error", Text),
+    _ts("started_at", False),
+    _ts("updated_at", False),
+    _ts("finished_at"),
+    _ts("reverted_at"),
+    Column("reverted_by", Text),
+)
+
+import_rejections = Table(
+    "import_rejections",
+    metadata,
+    Column("import_id", UUID(as_uuid=False), primary_key=True),
+    Column("row_number", Integer, primary_key=True),
+    Column("reasons", JSONB, nullable=False),
+    Column("row_values", JSONB, nullable=False),
+    _ts("rejected_at", False),
+)
