@@ -23,11 +23,13 @@ three states: *before* the import's first event, *after* its last, and *now*.
   another customer since, an attribute value no longer allowed) counts as a conflict for each
   field of that customer.
 
-Reverting works through the touched customers in batches, one transaction each, and marks the
-import ``reverted`` at the end (and deletes its rejected rows). Every step is idempotent: a
-revert that stopped halfway is simply run again, and finds the customers it already did at
-their old values (which count as nothing to do, not as conflicts). A running import cannot be
-reverted, nor one reverted already (both ``RuleViolation``, 422).
+Reverting works through the touched customers in batches, one transaction each (locking their
+rows, then the event table; run again when it had to let go of a lock, as an import's batches
+are: ``imports.hold_event_table``), and marks the import ``reverted`` at the end (and deletes
+its rejected rows). Every step is idempotent: a revert that stopped halfway is simply run
+again, and finds the customers it already did at their old values (which count as nothing to
+do, not as conflicts). A running import cannot be reverted, nor one reverted already (both
+``RuleViolation``, 422).
 """
 
 from __future__ import annotations
@@ -43,7 +45,13 @@ from sqlalchemy.orm import Session
 from services.customers import access, tables
 from services.customers.commands import CustomerCommands
 from services.customers.domain import PREFERENCE_FIELDS, PROFILE_FIELDS, Customer
-from services.customers.imports import import_json, not_found_import, sees_import
+from services.customers.imports import (
+    hold_event_table,
+    import_json,
+    not_found_import,
+    retried,
+    sees_import,
+)
 from services.customers.personal import open_event
 from services.customers.projections import load_streams, subjects_of
 from services.customers.uow import UnitOfWork, event_metadata
@@ -88,19 +96,18 @@ class ImportRevert:
         metadata = event_metadata(self.context, dict(actor), reverts_import_id=import_id)
         conflicts, after = 0, ""
         while True:
-            try:
-                touched = self.session.execute(
-                    _TOUCHED, {"import_id": import_id, "after": after, "limit": REVERT_BATCH}
-                ).all()
-                ids = [row.stream_id for row in touched]
-                conflicts += self._batch(actor, metadata, import_id, touched)
-                self.session.commit()
-            except BaseException:
-                self.session.rollback()
-                raise
-            if len(ids) < REVERT_BATCH:
+            touched = self.session.execute(
+                _TOUCHED, {"import_id": import_id, "after": after, "limit": REVERT_BATCH}
+            ).all()
+            self.session.rollback()
+            if touched:
+                conflicts += retried(
+                    self.session,
+                    lambda touched=touched: self._batch(actor, metadata, import_id, touched),
+                )
+            if len(touched) < REVERT_BATCH:
                 break
-            after = ids[-1]
+            after = touched[-1].stream_id
         try:
             row = self._row(import_id, lock=True)
             self._check(actor, import_id, row)
@@ -157,6 +164,7 @@ class ImportRevert:
         uow = UnitOfWork(self.session, metadata)
         commands = CustomerCommands(uow)
         rows = uow.lock_rows([row.stream_id for row in touched])
+        hold_event_table(uow.conn)  # rows first, as commands lock them
         uow.vault.preload(rows)  # their keys, in one query
         conflicts = 0
         for customer_id, created in touched:

@@ -11,41 +11,49 @@
   ``set_attributes``) in a savepoint of its own, with ``import_id`` and ``import_row`` in its
   events' metadata. A row that fails is rolled back to its savepoint and recorded in
   ``import_rejections`` with its reasons and cells; the import goes on.
-- A batch and the import's counters commit together: ``get_import`` shows the progress while
-  the import runs, and a batch sent twice (``last_row``) is not applied twice.
+- A batch is applied 50 rows to a transaction (:data:`CHUNK_ROWS`), each committing together
+  with the import's counters: ``get_import`` shows the progress while the import runs, the
+  counters always match what was applied, and rows sent twice (``last_row``) are not applied
+  twice. A transaction holds the event table for its rows (every other writer of the service
+  waits, so it stays short) and gives way to commands rather than deadlock with them
+  (:func:`hold_event_table`, :func:`retried`).
 - Modes: ``create`` (a row whose e-mail address, phone number or external id is in use is
   rejected as a duplicate), ``update`` (a row matching no customer on ``match_on`` is
-  rejected) and ``upsert`` (update the match, else create). Rows are applied in file order in
-  one transaction per batch, so a later row of the same file finds the customer an earlier
-  row created (two rows with one e-mail address in upsert: the second updates the first's
-  customer; in create mode it is a duplicate).
+  rejected) and ``upsert`` (update the match, else create). Rows are applied in file order,
+  so a later row of the same file finds the customer an earlier row created (two rows with one
+  e-mail address in upsert: the second updates the first's customer; in create mode it is a
+  duplicate). ``match_on`` e-mail or phone finds an active customer (the oldest, as duplicate
+  checks do); an external id finds any customer that has it (a merged one: its target).
 - An update sets the fields whose cells are not empty: name, kind, company, source, language,
   preferred channel, external id and notes are replaced; e-mail addresses, phone numbers and
   tags are added to the customer's (never removed); the address cells are written over the
   customer's primary address (a new one when it has none); attribute values are set.
+  Phone numbers without a country code are read in the country of the row's address, else
+  (an update) of the customer's, else China.
 - Who: admins, managers and sales users import (the gateway lets only admins and managers);
   customers created by a sales user's import are theirs, by anyone else's nobody's; a sales
   user's rows only update their own customers. Admins and managers see every import, others
   only their own.
 - Rejected rows keep the cells as the file had them: personal data outside the sealed event
   log, which erasing a customer does not find. They are deleted when the import is reverted,
-  and :func:`housekeeping` deletes them 30 days after they were written
-  (:data:`REJECTIONS_KEPT`). Housekeeping also ends an import that has had no batch for an
-  hour (its driver died) as ``failed``, so that it can be reverted.
+  and :meth:`Imports.housekeeping` (a timer of the service) deletes them 30 days after they
+  were written (:data:`REJECTIONS_KEPT`). Housekeeping also ends an import that has had no
+  batch for an hour (its driver died) as ``failed``, so that it can be reverted.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import eventlet
 from psycopg2 import errors as pg_errors
-from sqlalchemy import delete, literal, select, tuple_, update
+from sqlalchemy import delete, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -74,10 +82,19 @@ rejections = tables.import_rejections
 
 #: How long rejected rows (personal data in plain text) are kept.
 REJECTIONS_KEPT = timedelta(days=30)
+#: Longest cell text kept with a rejected row.
+MAX_KEPT_CELL = 10_000
 #: A running import with no batch for this long is ended as failed by housekeeping.
 ABANDONED_AFTER = timedelta(hours=1)
-#: A batch that deadlocks with another writer is tried again this many times in all.
-BATCH_ATTEMPTS = 3
+#: Rows applied per transaction: a transaction holds the event table (every other writer
+#: of this service waits for it), so it stays short.
+CHUNK_ROWS = 50
+#: How long a bulk transaction waits for a row or key lock before it lets go and retries.
+LOCK_TIMEOUT_MS = 100
+#: A bulk transaction that let go of its locks or deadlocked runs this many times in all.
+BATCH_ATTEMPTS = 5
+#: Seconds to wait before running it again (times the attempt).
+RETRY_PAUSE = 0.2
 OUTCOMES = ("created", "updated", "unchanged", "rejected")
 
 
@@ -122,7 +139,43 @@ class RowRejected(Exception):
 
 
 def _retryable(exc: DBAPIError) -> bool:
-    return isinstance(exc.orig, pg_errors.DeadlockDetected | pg_errors.SerializationFailure)
+    return isinstance(
+        exc.orig,
+        pg_errors.DeadlockDetected | pg_errors.SerializationFailure | pg_errors.LockNotAvailable,
+    )
+
+
+def hold_event_table(conn: Connection) -> None:
+    """Take the event table's lock (waiting as long as it takes), then wait at most
+    :data:`LOCK_TIMEOUT` for any other lock. A bulk transaction holds the event table for
+    many rows; a command holds a customer's row, then waits for the event table. Were the
+    bulk transaction to wait for that row, the two would deadlock and PostgreSQL would end one
+    of them, perhaps the user's command. Instead the bulk transaction gives up first, its
+    locks go, the command goes through, and :func:`retried` runs the bulk work again."""
+    conn.execute(TAKE_WRITERS_LOCK)
+    conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
+    conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))
+
+
+def retried(session: Session, work: Callable[[], Any]) -> Any:
+    """``work()`` in a transaction of its own, committed; run again (after a pause) when it
+    gave up a lock (:func:`hold_event_table`) or deadlocked, :data:`BATCH_ATTEMPTS` times in
+    all."""
+    for attempt in range(1, BATCH_ATTEMPTS + 1):
+        try:
+            result = work()
+            session.commit()
+            return result
+        except DBAPIError as exc:
+            session.rollback()
+            if not _retryable(exc) or attempt == BATCH_ATTEMPTS:
+                raise
+            log.info("bulk transaction run again after: %s", str(exc.orig).strip())
+            eventlet.sleep(RETRY_PAUSE * attempt)
+        except BaseException:
+            session.rollback()
+            raise
+    raise AssertionError("unreachable")
 
 
 class Imports:
@@ -189,21 +242,16 @@ class Imports:
     def rows(
         self, actor: Mapping[str, Any], import_id: str, rows: list[dict[str, Any]]
     ) -> dict[str, int]:
-        """Apply one batch; answers this batch's counts."""
-        for attempt in range(1, BATCH_ATTEMPTS + 1):
-            try:
-                counts = self._batch(actor, import_id, rows)
-                self.session.commit()
-                return counts
-            except DBAPIError as exc:
-                self.session.rollback()
-                if not _retryable(exc) or attempt == BATCH_ATTEMPTS:
-                    raise
-                log.warning("import %s: batch tried again after %s", import_id, exc.orig)
-            except BaseException:
-                self.session.rollback()
-                raise
-        raise AssertionError("unreachable")
+        """Apply one batch, :data:`CHUNK_ROWS` rows per transaction (each with the import's
+        counters); answers the batch's counts."""
+        ordered = sorted(rows, key=lambda item: item["row"])
+        chunks = [ordered[i : i + CHUNK_ROWS] for i in range(0, len(ordered), CHUNK_ROWS)]
+        total: Counter[str] = Counter()
+        for chunk in chunks or [[]]:
+            total.update(
+                retried(self.session, lambda chunk=chunk: self._batch(actor, import_id, chunk))
+            )
+        return {outcome: total[outcome] for outcome in OUTCOMES}
 
     def finish(
         self, actor: Mapping[str, Any], import_id: str, status: str, error: str | None
@@ -345,14 +393,14 @@ class Imports:
                 f"the import is {record.status}: it takes no more rows", {"code": "import_finished"}
             )
         conn = self.session.connection()
-        conn.execute(TAKE_WRITERS_LOCK)  # before any row's savepoint: held for the batch
+        hold_event_table(conn)  # before any row's savepoint: held for the chunk
         definitions = views.attribute_definitions(conn)
         columns = ColumnMap(dict(record.mapping))
         counts: Counter[str] = Counter({outcome: 0 for outcome in OUTCOMES})
         rejected: list[dict[str, Any]] = []
         last = record.last_row
         now = utcnow()
-        for item in sorted(rows, key=lambda item: item["row"]):
+        for item in rows:
             number = item["row"]
             if number <= last:  # sent before (a batch tried again): applied already
                 continue
@@ -365,7 +413,10 @@ class Imports:
                         "import_id": import_id,
                         "row_number": number,
                         "reasons": reasons,
-                        "row_values": dict(item["values"]),
+                        "row_values": {
+                            column: (text or "")[:MAX_KEPT_CELL]
+                            for column, text in item["values"].items()
+                        },
                         "rejected_at": now,
                     }
                 )

@@ -508,7 +508,6 @@ IMPORT_MATCH_ON = ("email", "phone", "external_id")
 #: Most rows one ``import_rows`` call takes (the driver sends 500).
 MAX_IMPORT_BATCH = 1000
 MAX_IMPORT_COLUMNS = 200
-MAX_CELL = 10_000
 
 
 class BeginImportArgs(Schema):
@@ -529,7 +528,7 @@ class ImportRow(Schema):
     row = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     values = fields.Dict(
         keys=fields.String(validate=validate.Length(max=200)),
-        values=fields.String(allow_none=True, validate=validate.Length(max=MAX_CELL)),
+        values=fields.String(allow_none=True),
         required=True,
         validate=validate.Length(max=MAX_IMPORT_COLUMNS + 1),
     )

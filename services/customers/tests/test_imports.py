@@ -8,6 +8,7 @@ import random
 import uuid
 from datetime import datetime
 
+import eventlet
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.services import worker_factory
@@ -585,6 +586,32 @@ def test_imports_are_listed_newest_first_a_page_at_a_time(tmp_path, call, custom
     assert second["next_cursor"] is None
     everyone = customers.list_imports(viewer=principal("admin"), limit=200)["items"]
     assert set(ids) <= {i["id"] for i in everyone}
+
+
+def test_a_command_is_never_the_victim_of_an_import(
+    tmp_path, call, admin, make_customer, customers, customers_engine
+):
+    """A command locks a customer's row, then waits for the event table; an import's batch
+    holds the event table and wants that row. The batch lets go (and runs again): the command
+    is not ended as a deadlock's victim."""
+    target = make_customer(name="Wanted By Both")
+    rows = [["email", "name"]] + [[unique_email(), f"Before {n}"] for n in range(40)]
+    rows.append([target["emails"][0]["address"], "Renamed By Import"])
+    path = write_csv(tmp_path / "both.csv", rows)
+    with customers_engine.connect() as conn:
+        command = conn.begin()
+        conn.execute(
+            text("SELECT id FROM customers WHERE id = :id FOR UPDATE"), {"id": target["id"]}
+        )
+        running = eventlet.spawn(do_import, call, path, admin, mode="upsert", match_on="email")
+        eventlet.sleep(0.15)  # the batch holds the event table, busy with the first rows
+        conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))  # as the command's append
+        command.commit()
+    summary = running.wait()
+    assert (summary["status"], summary["created"], summary["updated"]) == ("completed", 40, 1)
+    assert customers.get_customer(viewer=admin, customer_id=target["id"])["name"] == (
+        "Renamed By Import"
+    )
 
 
 # -- revert -------------------------------------------------------------------------------------
