@@ -12,6 +12,7 @@ from gateway.http import api
 from gateway.openapi import cached_spec
 from gateway.operations import Router, registry
 from gateway.problems import json_response, problem
+from gateway.routes.customer_imports import IMPORT_MAX_BYTES
 from gateway.static import serve_ui
 from shared.config import SERVICES
 from shared.context import RequestContext
@@ -38,6 +39,11 @@ class GatewayService:
             self.config.get("TRUSTED_PROXIES") or (),
         )
         return ROUTER.dispatch(request, self.rpc, address)
+
+    @api("POST", "/api/v1/customers/imports", max_body=IMPORT_MAX_BYTES)
+    def customer_import(self, request):
+        """The import upload: the same operation as any other, with a larger body limit."""
+        return self.api_v1(request, "customers/imports")
 
     @api("GET", "/api/openapi.json")
     def openapi(self, request):

@@ -3,6 +3,7 @@
 from gateway.routes import (  # noqa: F401
     admin,
     auth,
+    customer_imports,
     customers,
     me,
     users,

@@ -69,6 +69,12 @@ EXPECTED = {
     "listCustomerAttributes": ANY,
     "defineCustomerAttribute": ADMIN,
     "setCustomerAttributes": WRITERS,
+    "importCustomers": MANAGERS,
+    "listImports": MANAGERS,
+    "getImport": MANAGERS,
+    "listImportRejections": MANAGERS,
+    "exportImportRejections": MANAGERS,
+    "revertImport": MANAGERS,
 }
 
 PASSWORD = "Plenty-Long-Passphrase-7"  # the one gateway/tests/conftest.py creates users with
@@ -135,6 +141,7 @@ def _path(operation, world):
         "key_id": world["sacrificial_key"]["id"],
         "customer_id": world["customer"]["id"],
         "merge_id": "00000000-0000-0000-0000-000000000000",
+        "import_id": "00000000-0000-0000-0000-000000000000",
     }
     path = operation.rule
     for name, value in values.items():
