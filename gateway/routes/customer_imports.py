@@ -110,8 +110,7 @@ def rejections(ctx: Context) -> Reply:
     )
 
 
-def _rejection_lines(ctx: Context) -> Iterator[bytes]:
-    yield ("\ufeff" + write_csv_line(["row", "reasons", "values"])).encode()
+def _rejection_pages(ctx: Context) -> Iterator[dict]:
     cursor = None
     while True:
         page = ctx.call(
@@ -122,6 +121,15 @@ def _rejection_lines(ctx: Context) -> Iterator[bytes]:
             limit=200,
             cursor=cursor,
         )
+        yield page
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return
+
+
+def _rejection_lines(pages: Iterator[dict]) -> Iterator[bytes]:
+    yield ("\ufeff" + write_csv_line(["row", "reasons", "values"])).encode()
+    for page in pages:
         for item in page["items"]:
             yield write_csv_line(
                 [
@@ -130,9 +138,6 @@ def _rejection_lines(ctx: Context) -> Iterator[bytes]:
                     json.dumps(item["values"], ensure_ascii=False),
                 ]
             ).encode()
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return
 
 
 @op(
@@ -144,18 +149,18 @@ def _rejection_lines(ctx: Context) -> Iterator[bytes]:
     **IMPORTS,
 )
 def rejections_csv(ctx: Context) -> Reply:
-    lines = _rejection_lines(ctx)
-    first = next(lines)
+    pages = _rejection_pages(ctx)
+    first = next(pages)  # before the response starts: an unknown import is still a 404
     filename = f"import-{ctx.path['import_id']}-rejected.csv"
     body = Response(
-        _prepend(first, lines),
+        _rejection_lines(_prepend(first, pages)),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
     return Reply(body)
 
 
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+def _prepend(first, rest: Iterator) -> Iterator:
     yield first
     yield from rest
 

@@ -120,8 +120,7 @@ def _csv_rows(ctx: Context, query: dict[str, Any]) -> Iterator[str]:
 
     buffer.write("\ufeff")  # so that spreadsheet programs read UTF-8 (Chinese names)
     writer.writerow(CSV_COLUMNS)
-    yield flush()
-    cursor = None
+    cursor = None  # the first yield comes after the first page: errors precede the response
     while True:
         page = ctx.call(
             "customers",
@@ -168,7 +167,7 @@ def _csv_rows(ctx: Context, query: dict[str, Any]) -> Iterator[str]:
 def export_csv(ctx: Context) -> Reply:
     query = _iso({k: v for k, v in ctx.query.items() if k not in ("cursor", "limit")})
     rows = _csv_rows(ctx, query)
-    first = next(rows)  # the header, and an early check of the caller's access
+    first = next(rows)  # the header and the first page: a refusal is still a problem response
     response = Response(
         _chain(first, rows),
         mimetype="text/csv",

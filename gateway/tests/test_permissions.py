@@ -14,6 +14,7 @@ import uuid
 import jwt
 import pytest
 
+from gateway import routes  # noqa: F401 - registers every operation
 from gateway.operations import ROLES, registry
 
 ADMIN = {"admin"}
