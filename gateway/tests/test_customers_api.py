@@ -179,3 +179,49 @@ def test_consent_is_recorded_as_history(api, staff):
     history = api.call("GET", url, token=token).json()["items"]
     assert [entry["granted"] for entry in history][-2:] in ([True, False], [False, True])
     assert len(history) == 2
+
+
+def test_after_erasure_no_personal_value_is_left_in_any_schema(api, staff, cms_settings):
+    from sqlalchemy import create_engine, text
+
+    marker = uuid.uuid4().hex[:10]
+    name, email, phone = f"Shred{marker}", f"shred-{marker}@example.com", "+8613912345678"
+    customer = _create(
+        api,
+        staff["manager"]["token"],
+        name=name,
+        emails=[{"address": email}],
+        phones=[{"number": phone}],
+        addresses=[{"country": "CN", "street": f"Road {marker}"}],
+    )
+    url = f"/api/v1/customers/{customer['id']}"
+    etag = api.call("GET", url, token=staff["manager"]["token"]).headers["ETag"]
+    api.call(
+        "PATCH",
+        url,
+        token=staff["manager"]["token"],
+        headers={"If-Match": etag},
+        json={"company": f"Company {marker}"},
+    )
+    assert api.call("POST", f"{url}/erase", token=staff["admin"]["token"]).status_code == 200
+    engine = create_engine(cms_settings.database_url)
+    found = []
+    with engine.connect() as conn:
+        tables = conn.execute(
+            text(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN "
+                "('pg_catalog', 'information_schema', 'extensions')"
+            )
+        ).all()
+        assert {schema for schema, _ in tables} >= {"users", "customers"}
+        for schema, table in tables:
+            for value in (marker, email, phone):
+                hits = conn.execute(
+                    text(f'SELECT count(*) FROM "{schema}"."{table}" t WHERE t::text LIKE :v'),
+                    {"v": f"%{value}%"},
+                ).scalar()
+                if hits:
+                    found.append(f"{schema}.{table} holds {value!r}")
+    engine.dispose()
+    assert not found, found
