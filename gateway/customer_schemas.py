@@ -254,6 +254,10 @@ class Import(Schema):
     started_at = fields.String(metadata=TIMESTAMP)
     finished_at = fields.String(allow_none=True, metadata=TIMESTAMP)
     reverted_at = fields.String(allow_none=True, metadata=TIMESTAMP)
+    revert_conflicts = fields.Integer(
+        allow_none=True,
+        metadata={"description": "fields changed again since the import, kept on revert"},
+    )
 
 
 class ImportPage(Schema):

@@ -176,7 +176,11 @@ def _prepend(first, rest: Iterator) -> Iterator:
     **IMPORTS,
 )
 def revert(ctx: Context) -> Reply:
-    return Reply(
-        ctx.call("customers", "revert_import", actor=ctx.actor, import_id=ctx.path["import_id"]),
-        resource_id=ctx.path["import_id"],
+    summary = ctx.rpc.call(
+        "customers",
+        "revert_import",
+        timeout=IMPORT_RPC_TIMEOUT * 10,
+        actor=ctx.actor,
+        import_id=ctx.path["import_id"],
     )
+    return Reply(summary, resource_id=ctx.path["import_id"])

@@ -66,6 +66,7 @@ def test_an_import_reports_rejected_rows_and_can_be_reverted(api, manager):
     assert len(found) == 2
     reverted = api.call("POST", f"/api/v1/customers/imports/{import_id}/revert", token=manager)
     assert reverted.status_code == 200 and reverted.json()["status"] == "reverted"
+    assert reverted.json()["revert_conflicts"] == 0
     assert api.call("GET", f"/api/v1/customers?tag={marker}", token=manager).json()["items"] == []
     again = api.call("POST", f"/api/v1/customers/imports/{import_id}/revert", token=manager)
     assert again.status_code == 422
