@@ -606,3 +606,129 @@ def test_duplicate_customer_is_flagged_and_can_be_created_anyway(page: Page, liv
     assert created["id"] != existing["id"]
     expect(page).to_have_url(re.compile(rf"/customers/{created['id']}$"))
     expect(page.get_by_test_id("customer-name")).to_have_text("Second Holder")
+
+
+# -- customer import (导入客户) ----------------------------------------------------------------
+
+
+def test_admin_imports_customers_sees_the_rejected_row_and_reverts_the_import(
+    page: Page, live_stack, tmp_path
+):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "en")
+    marker = uuid.uuid4().hex[:8]
+    company = f"Import Co {marker}"
+    first, second = f"导入甲 {marker}", f"导入乙 {marker}"
+    # Chinese headers, UTF-8 with a BOM (as Excel saves it); the third data row is broken.
+    lines = [
+        "姓名,邮箱,手机,公司,标签",
+        f"{first},{unique_email('import-a')},{unique_phone()},{company},VIP",
+        f"{second},{unique_email('import-b')},,{company},",
+        f"坏行 {marker},not-an-email,,{company},",
+    ]
+    upload = tmp_path / f"customers-{marker}.csv"
+    upload.write_text("\ufeff" + "\r\n".join(lines) + "\r\n", encoding="utf-8")
+
+    # Admins reach the page from the customer list.
+    page.get_by_test_id("nav-customers").click()
+    page.get_by_test_id("customers-import").click()
+    expect(page).to_have_url(re.compile(r"/customers/imports$"))
+    expect(page.get_by_role("heading", name="Import customers")).to_be_visible()
+    expect(page.get_by_test_id("import-columns-help")).to_contain_text("external_id")
+    # The example file is made in the browser: UTF-8 with a BOM, Chinese headers.
+    with page.expect_download() as template:
+        page.get_by_test_id("import-template").click()
+    example = Path(template.value.path()).read_bytes()
+    assert example.startswith(b"\xef\xbb\xbf"), example[:10]
+    assert example.decode("utf-8-sig").startswith("姓名,邮箱,手机,公司,标签,外部编号"), example[:80]
+
+    page.get_by_test_id("import-file-input").set_input_files(str(upload))
+    expect(page.get_by_test_id("import-file-name")).to_have_text(upload.name)
+    page.get_by_test_id("import-mode-upsert").click()
+    page.get_by_test_id("import-match-email").click()
+
+    polls: list[str] = []
+
+    def note_poll(request) -> None:
+        if request.method == "GET" and re.search(r"/customers/imports/[0-9a-f-]{36}$", request.url):
+            polls.append(request.url)
+
+    page.on("request", note_poll)
+    with page.expect_response(
+        lambda r: "/api/v1/customers/imports?" in r.url and r.request.method == "POST",
+        timeout=120_000,
+    ) as uploaded:
+        page.get_by_test_id("import-start").click()
+    assert uploaded.value.status == 201, uploaded.value.status
+    query = dict(
+        pair.split("=", 1) for pair in uploaded.value.request.url.split("?", 1)[1].split("&")
+    )
+    assert query["mode"] == "upsert" and query["match_on"] == "email", query
+    assert query["filename"] == upload.name, query
+    # (Chromium keeps no body of an XHR that carried a file: ask the API for the import)
+    import_id = query["import_id"]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", import_id)
+    summary = api_as_page_user(page, "GET", f"/api/v1/customers/imports/{import_id}")["body"]
+    assert (summary["created"], summary["rejected"], summary["status"]) == (2, 1, "completed")
+    # The page followed the import while the upload request was open.
+    assert any(url.endswith(f"/customers/imports/{import_id}") for url in polls), polls
+
+    # The progress reaches the end, with the counters.
+    progress = page.get_by_test_id("import-progress")
+    expect(progress).to_have_attribute("data-total", "3")
+    expect(progress).to_have_attribute("data-processed", "3")
+    expect(page.get_by_test_id("import-status")).to_have_text("Completed")
+    expect(page.get_by_test_id("import-counter-created")).to_contain_text("2")
+    expect(page.get_by_test_id("import-counter-rejected")).to_contain_text("1")
+    expect(page.get_by_test_id("import-done")).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"/customers/imports/{import_id}$"))
+
+    # The rejected row, with its reason and what it held.
+    rejected = page.get_by_test_id("import-rejections-table").locator("tbody tr")
+    expect(rejected).to_have_count(1)
+    expect(rejected.first).to_contain_text("not-an-email")
+    # (reasons are keyed by the file's own header)
+    reason = page.get_by_test_id("import-rejection-reason")
+    expect(reason).to_have_count(1)
+    expect(reason).to_contain_text("邮箱")
+
+    # ... also as CSV.
+    with page.expect_download() as downloaded:
+        page.get_by_test_id("import-rejections-csv").click()
+    rejected_csv = Path(downloaded.value.path()).read_text(encoding="utf-8-sig")
+    assert "not-an-email" in rejected_csv, rejected_csv
+
+    # The import is in the history.
+    history_row = page.get_by_test_id("import-history-table").locator("tr", has_text=upload.name)
+    expect(history_row).to_contain_text("Completed")
+
+    # An imported customer is in the list.
+    page.get_by_test_id("nav-customers").click()
+    page.get_by_test_id("customers-search").fill(marker)
+    expect(customer_row(page, first)).to_be_visible()
+    expect(customer_row(page, second)).to_be_visible()
+    expect(customer_row(page, "坏行")).to_have_count(0)
+
+    # Revert it from the history, after a confirmation...
+    page.get_by_test_id("customers-import").click()
+    history_row = page.get_by_test_id("import-history-table").locator("tr", has_text=upload.name)
+    history_row.get_by_role("button", name=upload.name).click()
+    expect(page).to_have_url(re.compile(rf"/customers/imports/{import_id}$"))
+    page.get_by_test_id("import-revert").click()
+    with page.expect_response(
+        lambda r: r.url.endswith(f"/api/v1/customers/imports/{import_id}/revert")
+    ) as reverted:
+        page.get_by_role("dialog").get_by_role("button", name="Revert this import").click()
+    assert reverted.value.status == 200, reverted.value.status
+    assert reverted.value.json()["status"] == "reverted"
+    expect(page.get_by_test_id("import-status")).to_have_text("Reverted")
+    expect(page.get_by_test_id("import-reverted")).to_be_visible()
+    expect(page.get_by_test_id("import-revert")).to_have_count(0)
+    expect(history_row).to_contain_text("Reverted")
+
+    # ... and the imported customers are gone from the list.
+    page.get_by_test_id("nav-customers").click()
+    page.get_by_test_id("customers-search").fill(marker)
+    expect(page.get_by_test_id("customers-table")).to_contain_text("No data")
+    expect(customer_row(page, first)).to_have_count(0)
+    expect(customer_row(page, second)).to_have_count(0)
