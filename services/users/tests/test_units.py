@@ -86,14 +86,15 @@ def test_an_unknown_account_costs_one_verification_with_the_same_parameters():
 
 
 def _token(**claims):
+    now = datetime.now(UTC)  # not the module's NOW: the suite may run longer than a token lives
     base = {
         "iss": "cms-users",
         "typ": "access",
         "sub": str(uuid.uuid4()),
         "sid": str(uuid.uuid4()),
         "role": "sales",
-        "iat": int(NOW.timestamp()),
-        "exp": int((NOW + timedelta(minutes=5)).timestamp()),
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=5)).timestamp()),
     }
     base.update(claims)
     return jwt.encode(base, tokens.access_key(), algorithm="HS256")
@@ -101,7 +102,7 @@ def _token(**claims):
 
 def test_access_token_round_trip():
     user_id, session_id = str(uuid.uuid4()), str(uuid.uuid4())
-    token = tokens.issue_access_token(user_id, session_id, "manager", NOW, 900)
+    token = tokens.issue_access_token(user_id, session_id, "manager", datetime.now(UTC), 900)
     claims = tokens.decode_access_token(token)
     assert (claims.user_id, claims.session_id, claims.role) == (user_id, session_id, "manager")
     assert claims.expires_at - claims.issued_at == timedelta(seconds=900)
