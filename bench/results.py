@@ -81,7 +81,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"commit {(git.get('commit') or '?')[:12]}{' (dirty tree)' if git.get('dirty') else ''}"
         f" · {config.get('customers', 0):,} customers · {config.get('concurrency')} concurrent"
-        f" clients · {config.get('duration_s')} s per phase"
+        f" client{'' if config.get('concurrency') == 1 else 's'}"
+        f" · {config.get('duration_s')} s per phase"
         f"{' · QUICK' if config.get('quick') else ''}",
         "",
     ]
@@ -92,7 +93,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"({seeding['per_s']:,.0f}/s)."
         )
     relay = result.get("relay")
-    if relay:
+    if relay and relay.get("events"):
         lines.append(
             f"Outbox relay after seeding: {relay['events']:,} events published in "
             f"{relay['seconds']:.1f} s ({_cell(relay.get('per_s'), 0)}/s)."
@@ -131,10 +132,15 @@ def markdown(result: dict[str, Any]) -> str:
             )
     rss = result.get("rss") or {}
     if rss:
-        lines += ["", "| process | peak RSS MB | RSS at end MB |", "|---|--:|--:|"]
+        lines += [
+            "",
+            "| process | peak RSS MB | highest sample MB | RSS at end MB |",
+            "|---|--:|--:|--:|",
+        ]
         for name, figures in rss.items():
             lines.append(
-                f"| {name} | {_cell(figures.get('peak_mb'))} | {_cell(figures.get('last_mb'))} |"
+                f"| {name} | {_cell(figures.get('peak_mb'))} | "
+                f"{_cell(figures.get('sampled_peak_mb'))} | {_cell(figures.get('last_mb'))} |"
             )
     targets = result.get("targets") or []
     if targets:

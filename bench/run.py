@@ -132,6 +132,16 @@ def analyze(system: System) -> float:
     return round(time.perf_counter() - started, 2)
 
 
+def count_customers(system: System) -> int:
+    connection = admin_connection(system)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM customers.customers")
+            return cursor.fetchone()[0]
+    finally:
+        connection.close()
+
+
 def admin_connection(system: System):
     from bench.raw import _connect
 
@@ -469,7 +479,7 @@ def targets(phases: list[dict[str, Any]], rss: dict[str, Any], customers: int) -
             {
                 "target": f"{name} (a write) p99 ≤ {WRITE_P99_TARGET_MS:g} ms at half its peak",
                 "measured": f"p99 {p99} ms at {phase.get('throughput_per_s')}/s "
-                f"({phase.get('concurrency')} clients)",
+                f"({phase.get('concurrency')} concurrent)",
                 "met": p99 is not None and p99 <= WRITE_P99_TARGET_MS,
                 "note": "at the bench's fixed concurrency, not at half of the peak throughput",
             }
@@ -556,6 +566,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_false",
         help="skip the ANALYZE of the customers schema after seeding",
     )
+    parser.add_argument(
+        "--database",
+        help="measure an existing bench database (one left by --keep-database) instead of "
+        "seeding a new one; it is kept",
+    )
     parser.add_argument("--output", type=Path, default=results.RESULTS_DIR, help="results folder")
     options = parser.parse_args(argv)
     defaults = QUICK if options.quick else FULL
@@ -567,6 +582,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         unknown = options.only - set(PHASES)
         if unknown:
             parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    if options.database and not options.database.startswith("cms_bench_"):
+        parser.error("--database takes only a bench database (cms_bench_...): the bench writes")
     if options.concurrency < 1 or options.duration <= 0 or options.warmup < 0:
         parser.error("--concurrency must be ≥ 1, --duration > 0, --warmup ≥ 0")
     return options
@@ -592,6 +609,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     clock = time.perf_counter()
     system = System.from_environment()
     system.keep_database = options.keep_database
+    if options.database:
+        system.name, system.reuse_database = options.database, True
     result: dict[str, Any] = {
         "started_at": started_at.isoformat(),
         "git": results.git_state(),
@@ -606,6 +625,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             "analyze_after_seeding": options.analyze,
             "only": sorted(options.only) if options.only else None,
             "database": system.name,
+            "reused_database": bool(options.database),
             "vhost": system.name,
             "login_rate_limit": system.login_rate_limit,
             "cms_max_workers": int(os.environ.get("CMS_MAX_WORKERS") or 10),
@@ -623,12 +643,16 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         provision(settings)
         result["provision_s"] = round(time.perf_counter() - begun, 2)
         result["config"]["machine"] = machine(system)
-        log(f"seeding {options.customers:,} customers ...")
-        result["seeding"] = seed(settings, options.customers)
-        log(
-            f"seeded {options.customers:,} customers in {result['seeding']['seconds']} s "
-            f"({result['seeding']['per_s']:,.0f}/s); starting cms run ..."
-        )
+        if options.database:
+            options.customers = result["config"]["customers"] = count_customers(system)
+            log(f"reusing {system.name} with {options.customers:,} customers (not seeded)")
+        else:
+            log(f"seeding {options.customers:,} customers ...")
+            result["seeding"] = seed(settings, options.customers)
+            log(
+                f"seeded {options.customers:,} customers in {result['seeding']['seconds']} s "
+                f"({result['seeding']['per_s']:,.0f}/s)"
+            )
         if options.analyze:
             result["analyze_s"] = analyze(system)
             log(f"analyzed the customers schema in {result['analyze_s']} s")
@@ -636,6 +660,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         system.start()
         result["startup_s"] = round(time.perf_counter() - begun, 2)
         log(f"CMS ready at {system.url} after {result['startup_s']} s")
+        if options.database:
+            system.add_admin()
         sampler = Sampler(system)
         sampler.start()
         result["relay"] = wait_for_relay(system, timeout=max(120.0, options.customers / 200))
@@ -661,7 +687,12 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             result.setdefault("rss", sampler.figures())
         raise
     finally:
-        log(f"stopping CMS, dropping database and vhost {system.name} ...")
+        kept = options.keep_database or options.database
+        log(
+            f"stopping CMS, deleting vhost {system.name}"
+            + ("" if kept else ", dropping the database")
+            + " ..."
+        )
         problems = system.close()
         for problem in problems:
             log(f"teardown: {problem}")

@@ -132,7 +132,7 @@ def _result():
                 "by_tag": {"cjk": summarise([0.01], 1.0)},
             }
         ],
-        "rss": {"gateway": {"peak_mb": 82.0, "last_mb": 81.9}},
+        "rss": {"gateway": {"peak_mb": 82.0, "sampled_peak_mb": 80.5, "last_mb": 81.9}},
         "targets": [{"target": "gateway: RSS ≤ 200 MB", "measured": "peak 82.0 MB", "met": True}],
         "not_measured": ["place order"],
     }
@@ -156,7 +156,7 @@ def test_markdown_table_lists_phases_breakdowns_memory_targets_and_what_is_missi
         table
     )
     assert "| ↳ cjk |" in table
-    assert "| gateway | 82.0 | 81.9 |" in table
+    assert "| gateway | 82.0 | 80.5 | 81.9 |" in table
     assert "| gateway: RSS ≤ 200 MB | peak 82.0 MB | yes |" in table
     assert "Not measured yet" in table and "place order" in table
 
@@ -164,3 +164,16 @@ def test_markdown_table_lists_phases_breakdowns_memory_targets_and_what_is_missi
 def test_git_state_names_a_commit():
     state = results.git_state()
     assert set(state) == {"commit", "branch", "dirty"}
+
+
+def test_high_water_mark_of_this_process_is_at_least_its_rss():
+    import os
+
+    import psutil
+
+    from bench.system import high_water_mark
+
+    mark = high_water_mark(os.getpid())
+    if mark is None:
+        pytest.skip("no /proc here")
+    assert mark >= psutil.Process().memory_info().rss * 0.9
