@@ -67,7 +67,7 @@ PHASES: dict[str, tuple[str, str]] = {
     "pg_insert_logged": ("baseline", "PostgreSQL 1-row INSERT, autocommit, logged table"),
     "amqp_publish": ("baseline", "RabbitMQ persistent publish with confirm"),
     "login": ("operation", "POST /api/v1/auth/login (argon2id)"),
-    "search_customers": ("operation", f"GET /api/v1/customers?q=…&limit={SEARCH_LIMIT}"),
+    "search_customers": ("operation", "GET /api/v1/customers?q=…&limit=<page size>"),
     "customer_timeline": ("operation", "GET /api/v1/customers/{id}/timeline"),
     "create_customer": ("operation", "POST /api/v1/customers (force)"),
 }
@@ -407,7 +407,7 @@ class Bench:
                 200,
                 tag=tag,
                 headers=headers,
-                params={"q": term, "limit": str(SEARCH_LIMIT)},
+                params={"q": term, "limit": str(self.options.search_limit)},
             )
             sent[tag] += 1
             if not outcome.error and not json.loads(body).get("items"):
@@ -418,6 +418,7 @@ class Bench:
             "search_customers",
             search,
             terms=dict(sorted(Counter(tag for tag, _ in terms).items())),
+            what=f"GET /api/v1/customers?q=…&limit={self.options.search_limit}",
         )
         if self.phases and self.phases[-1]["name"] == "search_customers":
             phase = self.phases[-1]
@@ -554,6 +555,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--concurrency", type=int, default=CONCURRENCY, help=f"clients ({CONCURRENCY})"
     )
     parser.add_argument("--only", help="comma-separated phases to run: " + ", ".join(PHASES))
+    parser.add_argument(
+        "--search-limit",
+        type=int,
+        default=SEARCH_LIMIT,
+        help=f"page size of the searches ({SEARCH_LIMIT}, as the web UI asks)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed of data and terms")
     parser.add_argument(
         "--keep-database",
@@ -584,6 +591,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     if options.database and not options.database.startswith("cms_bench_"):
         parser.error("--database takes only a bench database (cms_bench_...): the bench writes")
+    if not 1 <= options.search_limit <= 200:
+        parser.error("--search-limit must be within 1..200")
     if options.concurrency < 1 or options.duration <= 0 or options.warmup < 0:
         parser.error("--concurrency must be ≥ 1, --duration > 0, --warmup ≥ 0")
     return options
@@ -620,7 +629,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             "concurrency": options.concurrency,
             "duration_s": options.duration,
             "warmup_s": options.warmup,
-            "search_limit": SEARCH_LIMIT,
+            "search_limit": options.search_limit,
             "seed": options.seed,
             "analyze_after_seeding": options.analyze,
             "only": sorted(options.only) if options.only else None,

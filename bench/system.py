@@ -354,7 +354,9 @@ def _process_order(name: str) -> tuple[int, str]:
 class CpuMeter:
     """CPU time used during a phase, in percent of one core (this machine has
     ``psutil.cpu_count()`` of them): the whole machine, each CMS process, PostgreSQL's and
-    RabbitMQ's processes (those alive at both ends of the phase), and the bench itself."""
+    RabbitMQ's processes (those alive at the end of the phase), the bench itself, and
+    ``other``: the rest (other programs, server processes that ended during the phase, such
+    as the backends of the raw baselines' own connections)."""
 
     def __init__(self, system: System):
         self.system = system
@@ -395,10 +397,10 @@ class CpuMeter:
         figures: dict[str, float] = {"machine": (end[1] - start[1]) / wall * 100}
         grouped: dict[str, float] = {}
         for key, seconds in end[2].items():
-            if key not in start[2]:
-                continue
+            # a server process started during the phase (a new pooled connection's backend)
+            # counts with all its time; one that ended during it is lost to "other"
             group = key.split(":")[0]
-            grouped[group] = grouped.get(group, 0.0) + seconds - start[2][key]
+            grouped[group] = grouped.get(group, 0.0) + seconds - start[2].get(key, 0.0)
         for group, seconds in grouped.items():
             figures[group] = seconds / wall * 100
         # what none of the above used: other programs on the machine, the kernel, short-lived
