@@ -214,7 +214,9 @@ def query_terms(query: str) -> list[Term]:
     if PHONE_QUERY.match(text):
         digits = re.sub(r"\D", "", text)
         if len(digits) >= TRIGRAM_MIN:
-            return [Term(phone=("+" if text.startswith("+") else "") + digits)]
+            # A bare run of digits may as well be part of a name, company or e-mail address.
+            bare = text if text == digits else None
+            return [Term(phone=("+" if text.startswith("+") else "") + digits, like=bare)]
     terms = []
     for part in text.split():
         if HAS_CJK.search(part):

@@ -83,6 +83,9 @@ def test_partial_latin_name_company_email_and_phone(customers, admin, make_custo
     assert _found(customers, admin, tag, q="simpson lisa") == {"Lisa Simpson"}
     assert _found(customers, admin, tag, q="nobody-like-this") == set()
     assert _found(customers, admin, tag, q="%") == {"Lisa Simpson", f"Bartholomew {marker}"}
+    make_customer(name="Agent 20071234", company="Room 4711 Ltd", tags=[tag])
+    for digits in ("20071234", "4711"):  # digits alone may be a name or company, not a phone
+        assert _found(customers, admin, tag, q=digits) == {"Agent 20071234"}, digits
 
 
 def test_filters(customers, admin, make_customer, tag):
