@@ -1,6 +1,6 @@
 """The web UI in a real Chromium against the whole stack (every service + the gateway).
 
-The flows live in ui_flows.py and run in a child pytest without the root conftest: the
+The flows live in the ``*_flows.py`` files beside this one and run in a child pytest without the root conftest: the
 eventlet monkey patch applied there makes Playwright's sync API hang. This test hands the
 child the live stack's address and fails with the child's report.
 
@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-FLOWS = Path(__file__).with_name("ui_flows.py")
+HERE = Path(__file__).parent
+#: Every ``*_flows.py`` beside this file (one per area of the UI).
+FLOWS = sorted(HERE.glob("*_flows.py"))
 CHROMIUM = os.environ.get("CMS_CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_S = 600
 
@@ -43,9 +45,9 @@ def test_ui_flows_in_chromium(live_stack):
             "no:cacheprovider",
             "-q",
             "-rfE",
-            str(FLOWS),
+            *map(str, FLOWS),
         ],
-        cwd=FLOWS.parents[2],
+        cwd=HERE.parents[1],
         env=env,
         capture_output=True,
         text=True,
