@@ -60,16 +60,25 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(nameko_config):
-    """The gateway, users and customers services, running in this process for a module."""
+    """The gateway and every service, running in this process for a module."""
     from gateway.service import GatewayService
+    from services.analytics.service import AnalyticsService
     from services.customers.service import CustomersService
+    from services.orders.service import OrdersService
+    from services.payments.service import PaymentsService
     from services.users.service import UsersService
 
     port = _free_port()
     runner = ServiceRunner(_config(nameko_config, port))
-    runner.add_service(GatewayService)
-    runner.add_service(UsersService)
-    runner.add_service(CustomersService)
+    for service in (
+        GatewayService,
+        UsersService,
+        CustomersService,
+        OrdersService,
+        PaymentsService,
+        AnalyticsService,
+    ):
+        runner.add_service(service)
     runner.start()
     yield Api(f"http://127.0.0.1:{port}")
     runner.stop()
