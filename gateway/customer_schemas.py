@@ -190,6 +190,9 @@ class UndoMergeResult(Schema):
 class TimelineEntry(Schema):
     event_id = fields.String()
     type = fields.String()
+    source = fields.String(
+        metadata={"description": "customers, or orders / payments for the customer's buying"}
+    )
     at = fields.String(metadata=TIMESTAMP)
     actor_id = fields.String(allow_none=True)
     actor_kind = fields.String(allow_none=True)

@@ -17,30 +17,38 @@ from typing import Any
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from services.customers import schemas, views
+from services.customers import activity, schemas, views
 from services.customers.commands import CustomerCommands, Customers
 from services.customers.import_revert import ImportRevert
 from services.customers.imports import Imports
 from services.customers.personal import CustomerVault
 from services.customers.schemas import load_args
 from services.customers.uow import UnitOfWork, event_metadata
-from shared.errors import CmsError
+from shared.errors import CmsError, ServiceUnavailable
+from shared.rpc import Rpc
 from shared.service import EventSourcedService
+from shared.subscriptions import subscribe
 
 log = logging.getLogger(__name__)
 
 #: How often housekeeping runs (seconds).
 HOUSEKEEPING_INTERVAL = 3600
 
+#: How often the customers service reads the orders and payments services' events it may have
+#: missed (seconds); it also does at start.
+ACTIVITY_CATCH_UP_INTERVAL = 30
+
 #: Errors meant for the caller (``CmsError``) are expected: nameko logs them as warnings.
 api = rpc(expected_exceptions=(CmsError,))
 
 
+@subscribe(activity.SUBSCRIPTIONS, "record_activity")
 class CustomersService(EventSourcedService):
     """Customer records (people and companies), their search, history, consents, merges and
-    erasure."""
+    erasure; and what the orders and payments services' events say about each customer."""
 
     name = "customers"
+    rpc = Rpc()
 
     def _customers(self, actor: dict[str, Any]) -> Customers:
         return Customers(self.db, event_metadata(self.context, actor))
@@ -422,3 +430,26 @@ class CustomersService(EventSourcedService):
         purged, abandoned = self._imports().housekeeping()
         if purged or abandoned:
             log.info("purged %d rejected rows, ended %d abandoned imports", purged, abandoned)
+
+    # -- orders and payments of a customer (services.customers.activity) ------------------------
+
+    def record_activity(self, envelope: dict[str, Any]) -> None:
+        """An order or payment event, delivered by RabbitMQ (see ``@subscribe``)."""
+        activity.handle(self.db, envelope)
+
+    @timer(interval=ACTIVITY_CATCH_UP_INTERVAL, eager=True)
+    def catch_up_activity(self) -> None:
+        """Apply the order and payment events the live deliveries missed."""
+
+        def fetch(source: str, after: int, limit: int, types) -> list[dict[str, Any]]:
+            return self.rpc.call(
+                source, "read_events", after_position=after, limit=limit, types=list(types)
+            )
+
+        try:
+            applied = activity.catch_up_all(self.db, fetch)
+        except ServiceUnavailable as exc:
+            log.info("activity catch-up postponed: %s", exc)
+            return
+        if applied:
+            log.info("caught up on %d order and payment events", applied)

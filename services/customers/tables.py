@@ -2,12 +2,13 @@
 ``migrations/versions``; unqualified because connections use the ``customers`` search path).
 
 The first three are read models, rebuilt from ``events`` at will (``projections.rebuild``),
-except ``customers.order_count``, which the orders feed will keep (a rebuild carries it over).
+except ``customers.order_count``, which the orders feed keeps (``activity``; a rebuild carries it
+over).
 ``imports`` and ``import_rejections`` are the state of bulk imports (not rebuilt)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData()
@@ -75,6 +76,21 @@ attribute_definitions = Table(
 )
 
 READ_MODELS = (customers, merges, attribute_definitions)
+
+# -- what orders' and payments' events say about a customer (services.customers.activity) --
+
+customer_activity = Table(
+    "customer_activity",
+    metadata,
+    Column("event_id", UUID(as_uuid=False), primary_key=True),
+    Column("customer_id", UUID(as_uuid=False), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("type", Text, nullable=False),
+    _ts("at", False),
+    Column("order_id", UUID(as_uuid=False)),
+    Column("summary", JSONB, nullable=False),
+)
 
 # -- bulk imports: state of the import process, not read models (services.customers.imports) --
 

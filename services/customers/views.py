@@ -335,6 +335,57 @@ def _stream_events(
     return [recorded(row) for row in conn.execute(query)]
 
 
+#: The timeline's own source name, ranked with the other services' names on equal times.
+OWN_SOURCE = "customers"
+
+
+def _timeline_cursor(cursor: str | None) -> tuple[datetime, str, int] | None:
+    if not cursor:
+        return None
+    return decode_cursor(cursor, (UtcDateTime().deserialize, str, int))
+
+
+def _own_events(conn: Connection, streams: list[str], before, limit: int):
+    events = events_table.c
+    query = select(*events).where(events.stream_id.in_(streams))
+    if before is not None:
+        query = query.where(
+            tuple_(events.occurred_at, literal(OWN_SOURCE), events.global_position)
+            < tuple_(literal(before[0]), literal(before[1]), literal(before[2]))
+        )
+    query = query.order_by(events.occurred_at.desc(), events.global_position.desc()).limit(limit)
+    return [recorded(row) for row in conn.execute(query)]
+
+
+def _activity(conn: Connection, customer_ids: list[str], before, limit: int) -> list[Row]:
+    rows = tables.customer_activity.c
+    query = select(tables.customer_activity).where(rows.customer_id.in_(customer_ids))
+    if before is not None:
+        query = query.where(
+            tuple_(rows.at, rows.source, rows.position)
+            < tuple_(literal(before[0]), literal(before[1]), literal(before[2]))
+        )
+    query = query.order_by(rows.at.desc(), rows.source.desc(), rows.position.desc()).limit(limit)
+    return list(conn.execute(query))
+
+
+def activity_item(row: Row) -> dict[str, Any]:
+    """An order or payment event of the customer as the timeline shows it."""
+    return {
+        "event_id": str(row.event_id),
+        "type": row.type,
+        "at": isoformat(row.at),
+        "customer_id": str(row.customer_id),
+        "source": row.source,
+        "version": None,
+        "actor_id": None,
+        "actor_kind": None,
+        "request_id": None,
+        "import_id": None,
+        "changes": dict(row.summary),
+    }
+
+
 def timeline(
     conn: Connection,
     vault: CustomerVault,
@@ -343,16 +394,35 @@ def timeline(
     limit: int = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    """Every event of the customer's stream and of the streams merged into it, newest first,
-    with personal values opened (null once erased)."""
+    """Every event of the customer's stream and of the streams merged into it, with the orders
+    and payments the other services reported for them (``activity``), newest first, with
+    personal values opened (null once erased)."""
     row, _ = resolve_visible(conn, viewer, customer_id)
     streams = [str(row.id), *merged_in(conn, str(row.id))]
-    before = decode_cursor(cursor, (int,))[0] if cursor else None
-    events = _stream_events(conn, streams, before, limit + 1)
-    page = events[:limit]
-    vault.preload(subjects_of(page))
-    items = [timeline_item(open_event(vault, event), viewer) for event in page]
-    next_cursor = encode_cursor(page[-1].global_position) if len(events) > limit else None
+    before = _timeline_cursor(cursor)
+    own = _own_events(conn, streams, before, limit + 1)
+    merged = sorted(
+        [((event.occurred_at, OWN_SOURCE, event.global_position), event) for event in own]
+        + [
+            ((item.at, item.source, item.position), item)
+            for item in _activity(conn, streams, before, limit + 1)
+        ],
+        key=lambda pair: pair[0],
+        reverse=True,
+    )
+    page = merged[:limit]
+    own_page = [entry for _, entry in page if not isinstance(entry, Row)]
+    vault.preload(subjects_of(own_page))
+    items = [
+        activity_item(entry)
+        if isinstance(entry, Row)
+        else {**timeline_item(open_event(vault, entry), viewer), "source": OWN_SOURCE}
+        for _, entry in page
+    ]
+    next_cursor = None
+    if len(merged) > limit:
+        at, source, position = page[-1][0]
+        next_cursor = encode_cursor(isoformat(at), source, position)
     return {"items": items, "next_cursor": next_cursor}
 
 
