@@ -3,6 +3,7 @@ size limit, security headers, and problem+json for every error (never a tracebac
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -12,6 +13,7 @@ from functools import partial
 
 from eventlet.event import Event
 from nameko.web.handlers import HttpRequestHandler
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from gateway.messages import localise_problem, wants_chinese
@@ -41,6 +43,24 @@ def request_id_for(request) -> str:
     """The caller's ``X-Request-ID`` when it is sane, else a new one."""
     given = request.headers.get("X-Request-ID", "")
     return given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+
+
+class _CappedBody(io.RawIOBase):
+    """A chunked request body that raises 413 past ``limit`` bytes instead of ending there."""
+
+    def __init__(self, source, limit: int):
+        self.source, self.left = source, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.source.read(min(len(buffer), self.left + 1))
+        if len(data) > self.left:
+            raise RequestEntityTooLarge()
+        self.left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class ApiEntrypoint(HttpRequestHandler):
@@ -89,6 +109,17 @@ class ApiEntrypoint(HttpRequestHandler):
         if request.content_length is not None and request.content_length > limit:
             return problem(413, "Request body too large", f"the limit is {limit} bytes")
         request.max_content_length = limit
+        if (
+            request.content_length is None
+            and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        ):
+            # eventlet ends a chunked body itself but does not say so: without this werkzeug
+            # reads a chunked body as empty, and with a bare limit it would cut it short
+            request.environ["wsgi.input"] = io.BufferedReader(
+                _CappedBody(request.environ["wsgi.input"], limit)
+            )
+            request.environ["wsgi.input_terminated"] = True
+            request.max_content_length = limit + 1
         try:
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)

@@ -19,6 +19,7 @@ from shared.context import RequestContext
 from shared.rpc import Rpc
 
 READINESS_TIMEOUT = 2.0
+UI_METHODS = "GET,POST,PUT,PATCH,DELETE,OPTIONS"
 ROUTER = Router(registry, authenticate, record_audit)
 
 
@@ -77,11 +78,16 @@ class GatewayService:
             )
         return json_response({"status": "ready", "services": services})
 
-    @api("GET", "/")
+    @api(UI_METHODS, "/")
     def ui_index(self, request):
-        return serve_ui("")
+        return self.ui(request, "")
 
-    @api("GET", "/<path:path>")
+    @api(UI_METHODS, "/<path:path>")
     def ui(self, request, path):
-        """The web UI's files, and its index for every app route."""
+        """The web UI's files, and its index for every app route. Other methods are a 405
+        problem with the security headers (werkzeug's own 405 page would lack them)."""
+        if request.method not in ("GET", "HEAD"):
+            response = problem(405, "Method not allowed", f"{request.method} /{path}")
+            response.headers["Allow"] = "GET, HEAD"
+            return response
         return serve_ui(path)
