@@ -12,6 +12,17 @@ KIND = validate.OneOf(["person", "company"])
 CHANNEL = validate.OneOf(["email", "phone", "sms", "wechat", "mail", "none"])
 CONSENT_CHANNEL = validate.OneOf(["email", "phone", "sms", "wechat", "mail"])
 STATUS = validate.OneOf(["active", "archived", "merged", "erased", "all"])
+#: The analytics service's named RFM segments (README "Analytics").
+SEGMENTS = (
+    "champions",
+    "loyal",
+    "potential_loyalists",
+    "new",
+    "at_risk",
+    "cant_lose_them",
+    "hibernating",
+    "lost",
+)
 SORT = validate.OneOf(["-created_at", "created_at", "name", "-name", "-updated_at", "updated_at"])
 
 
@@ -109,6 +120,10 @@ class Customer(Schema):
     status = fields.String()
     merged_into = fields.String(allow_none=True)
     order_count = fields.Integer()
+    segment = fields.String(
+        allow_none=True,
+        metadata={"description": "Marketing segment from the analytics service (RFM), if scored"},
+    )
     created_at = fields.String(metadata=TIMESTAMP)
     updated_at = fields.String(metadata=TIMESTAMP)
     version = fields.Integer()
@@ -130,7 +145,11 @@ class CustomerQuery(Schema):
     created_from = fields.AwareDateTime()
     created_to = fields.AwareDateTime()
     consent = fields.String(validate=CONSENT_CHANNEL)
-    has_orders = fields.Boolean()
+    has_orders = fields.Boolean(metadata={"description": "Only customers with (or without) orders"})
+    segment = fields.String(
+        validate=validate.OneOf(SEGMENTS),
+        metadata={"description": "Only the customers of this marketing segment (analytics, RFM)"},
+    )
     sort = fields.String(load_default="-created_at", validate=SORT)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = _text(500)

@@ -39,6 +39,7 @@ from services.customers.domain import (
     preference_errors,
 )
 from services.customers.events import UtcDateTime
+from services.customers.segments import SEGMENTS
 from services.customers.validation import normalise_phones
 from shared.errors import BadRequest
 
@@ -456,6 +457,7 @@ class SearchArgs(Schema):
         load_default=None, allow_none=True, validate=validate.OneOf(CONSENT_CHANNELS)
     )
     has_orders = fields.Boolean(load_default=None, allow_none=True)
+    segment = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(SEGMENTS))
     sort = fields.String(load_default="-created_at", validate=validate.OneOf(SORTS))
     limit = _limit()
     cursor = _cursor()

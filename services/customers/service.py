@@ -17,7 +17,7 @@ from typing import Any
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from services.customers import activity, schemas, views
+from services.customers import activity, schemas, segments, views
 from services.customers.commands import CustomerCommands, Customers
 from services.customers.import_revert import ImportRevert
 from services.customers.imports import Imports
@@ -43,6 +43,7 @@ api = rpc(expected_exceptions=(CmsError,))
 
 
 @subscribe(activity.SUBSCRIPTIONS, "record_activity")
+@subscribe(segments.SUBSCRIPTIONS, "record_segment")
 class CustomersService(EventSourcedService):
     """Customer records (people and companies), their search, history, consents, merges and
     erasure; and what the orders and payments services' events say about each customer."""
@@ -288,6 +289,7 @@ class CustomersService(EventSourcedService):
         created_to=None,
         consent=None,
         has_orders=None,
+        segment=None,
         sort="-created_at",
         limit=50,
         cursor=None,
@@ -304,6 +306,7 @@ class CustomersService(EventSourcedService):
                 "created_to": created_to,
                 "consent": consent,
                 "has_orders": has_orders,
+                "segment": segment,
                 "sort": sort,
                 "limit": limit,
                 "cursor": cursor,
@@ -437,19 +440,24 @@ class CustomersService(EventSourcedService):
         """An order or payment event, delivered by RabbitMQ (see ``@subscribe``)."""
         activity.handle(self.db, envelope)
 
+    def record_segment(self, envelope: dict[str, Any]) -> None:
+        """The analytics service's ``segment.changed``, delivered by RabbitMQ."""
+        segments.handle(self.db, envelope)
+
     @timer(interval=ACTIVITY_CATCH_UP_INTERVAL, eager=True)
     def catch_up_activity(self) -> None:
-        """Apply the order and payment events the live deliveries missed."""
+        """Apply the order, payment and segment events the live deliveries missed."""
 
         def fetch(source: str, after: int, limit: int, types) -> list[dict[str, Any]]:
             return self.rpc.call(
                 source, "read_events", after_position=after, limit=limit, types=list(types)
             )
 
-        try:
-            applied = activity.catch_up_all(self.db, fetch)
-        except ServiceUnavailable as exc:
-            log.info("activity catch-up postponed: %s", exc)
-            return
-        if applied:
-            log.info("caught up on %d order and payment events", applied)
+        for projection in (activity, segments):
+            try:
+                applied = projection.catch_up_all(self.db, fetch)
+            except ServiceUnavailable as exc:
+                log.info("%s catch-up postponed: %s", projection.CONSUMER, exc)
+                continue
+            if applied:
+                log.info("%s caught up on %d events", projection.CONSUMER, applied)

@@ -131,3 +131,13 @@ import_rejections = Table(
     Column("row_values", JSONB, nullable=False),
     _ts("rejected_at", False),
 )
+
+customer_segments = Table(
+    "customer_segments",
+    metadata,
+    Column("customer_id", UUID(as_uuid=False), primary_key=True),
+    Column("segment", Text, nullable=False),
+    Column("scores", JSONB, nullable=False),
+    _ts("as_of", False),
+    Column("position", BigInteger, nullable=False),
+)

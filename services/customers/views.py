@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, false, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.engine import Connection, Row
 
-from services.customers import access, tables
+from services.customers import access, segments, tables
 from services.customers.domain import Customer
 from services.customers.events import UtcDateTime
 from services.customers.personal import CustomerVault, open_event
@@ -62,6 +62,7 @@ def customer_json(
         "status": record["status"],
         "merged_into": str(record["merged_into"]) if record["merged_into"] else None,
         "order_count": record.get("order_count", 0),
+        "segment": record.get("segment"),
         "created_at": _iso(record["created_at"]),
         "updated_at": _iso(record["updated_at"]),
         "erased_at": _iso(record["erased_at"]),
@@ -73,8 +74,13 @@ def customer_json(
     return result
 
 
-def row_json(row: Row, viewer: Mapping[str, Any], redirected_from: str | None = None) -> dict:
-    return customer_json(row._mapping, viewer, redirected_from)
+def row_json(
+    row: Row,
+    viewer: Mapping[str, Any],
+    redirected_from: str | None = None,
+    segment: str | None = None,
+) -> dict:
+    return customer_json({**row._mapping, "segment": segment}, viewer, redirected_from)
 
 
 def customer_row(conn: Connection, customer_id: str) -> Row | None:
@@ -125,8 +131,9 @@ def get_customer(
     """The customer as it stands, or (``as_of``) as it stood then, rebuilt from its events.
     Who may see it is decided by the record as it stands."""
     row, redirected_from = resolve_visible(conn, viewer, customer_id)
+    segment = segments.segments_of(conn, [str(row.id)]).get(str(row.id))
     if as_of is None:
-        return row_json(row, viewer, redirected_from)
+        return row_json(row, viewer, redirected_from, segment)
     current, redirected_from = customer_id, None
     for _ in range(MAX_REDIRECTS):
         events = load_streams(conn, [current])
@@ -138,7 +145,7 @@ def get_customer(
         if state.status != "merged" or state.merged_into is None:
             break
         redirected_from, current = customer_id, state.merged_into
-    record = {**state.record(), "order_count": row.order_count}
+    record = {**state.record(), "order_count": row.order_count, "segment": segment}
     return customer_json(record, viewer, redirected_from)
 
 
@@ -202,6 +209,7 @@ def search_query(
     created_to: datetime | None = None,
     consent: str | None = None,
     has_orders: bool | None = None,
+    segment: str | None = None,
     sort: str = "-created_at",
     limit: int = 50,
     cursor: str | None = None,
@@ -226,6 +234,8 @@ def search_query(
         query = query.where(
             customers.c.order_count > 0 if has_orders else customers.c.order_count == 0
         )
+    if segment is not None:
+        query = query.where(customers.c.id.in_(segments.members(segment)))
     for term in query_terms(q or ""):
         query = query.where(_term_condition(term, not access.contact_hidden(viewer)))
     descending = sort.startswith("-")
@@ -254,7 +264,9 @@ def search(conn: Connection, viewer: Mapping[str, Any], **args: Any) -> dict[str
         key = sort.lstrip("-")
         value = last.name if key == "name" else isoformat(getattr(last, key))
         next_cursor = encode_cursor(sort, value, str(last.id))
-    return {"items": [row_json(row, viewer) for row in page], "next_cursor": next_cursor}
+    named = segments.segments_of(conn, [str(row.id) for row in page])
+    items = [row_json(row, viewer, segment=named.get(str(row.id))) for row in page]
+    return {"items": items, "next_cursor": next_cursor}
 
 
 # -- history ------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def envelope(source: str, event_type: str, payload: dict, occurred_at: datetime 
         "schema_version": 1,
         "source": source,
         "stream_type": event_type.split(".")[0],
-        "stream_id": payload.get("payment_id") or payload["order_id"],
+        "stream_id": payload.get("payment_id") or payload.get("order_id") or payload["customer_id"],
         "stream_version": 1,
         "position": next(POSITIONS),
         "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
@@ -167,3 +167,42 @@ def _days_ago(days: int) -> datetime:
 def _apply(engine, message) -> None:
     with Session(engine) as session:
         assert activity.handle(session, message)
+
+
+def segment_changed(customer_id: str, segment: str, previous: str | None = None) -> dict:
+    message = envelope(
+        "analytics",
+        "segment.changed",
+        {
+            "customer_id": customer_id,
+            "segment": segment,
+            "previous_segment": previous,
+            "r_score": 5,
+            "f_score": 4,
+            "m_score": 5,
+            "as_of": datetime.now(UTC).isoformat(),
+        },
+    )
+    message["stream_type"], message["stream_id"] = "customer_segment", customer_id
+    return message
+
+
+def test_segment_events_drive_the_segment_filter(
+    customers, customers_container, nameko_config, make_customer, admin
+):
+    tag = unique_tag()
+    first, second = make_customer(tags=[tag]), make_customer(tags=[tag])
+    older = segment_changed(first["id"], "new")
+    newer = segment_changed(first["id"], "champions", "new")
+    for message in (newer, older, newer, segment_changed(second["id"], "at_risk")):
+        _dispatch(customers_container, nameko_config, message)  # out of order and twice
+
+    def found(segment):
+        page = customers.search_customers(viewer=admin, tag=tag, segment=segment)["items"]
+        return [(c["id"], c["segment"]) for c in page]
+
+    assert found("champions") == [(first["id"], "champions")]
+    assert found("at_risk") == [(second["id"], "at_risk")]
+    assert found("new") == []
+    fetched = customers.get_customer(viewer=admin, customer_id=first["id"])
+    assert fetched["segment"] == "champions"

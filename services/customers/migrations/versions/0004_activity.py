@@ -1,9 +1,10 @@
-"""Customer activity: the orders and payments of each customer, as the customers service learns
-them from the orders and payments services' events (DESIGN §3), for the timeline and the
-``has_orders`` filter.
+"""What other services' events say about customers (DESIGN §3): their orders and payments
+(``customer_activity``, from the orders and payments services, for the timeline and the
+``has_orders`` filter) and their marketing segment (``customer_segments``, from the analytics
+service, for the ``segment`` filter).
 
-A projection of other services' events, rebuilt by emptying it and catching up from position 0
-of their ``read_events`` (``services.customers.activity.rebuild``).
+Projections of other services' events, rebuilt by emptying them and catching up from position
+0 of those services' ``read_events`` (``services.customers.activity`` / ``segments``).
 
 Revision ID: 0004
 Revises: 0003
@@ -31,6 +32,16 @@ DDL = (
     """,
     "CREATE INDEX customer_activity_customer_at_idx ON customer_activity (customer_id, at, event_id)",
     "CREATE INDEX customer_activity_order_idx ON customer_activity (order_id)",
+    """
+    CREATE TABLE customer_segments (
+        customer_id uuid PRIMARY KEY,
+        segment text NOT NULL,
+        scores jsonb NOT NULL,
+        as_of timestamptz NOT NULL,
+        position bigint NOT NULL
+    )
+    """,
+    "CREATE INDEX customer_segments_segment_idx ON customer_segments (segment, customer_id)",
 )
 
 
@@ -40,4 +51,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS customer_segments")
     op.execute("DROP TABLE IF EXISTS customer_activity")
