@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from marshmallow import ValidationError, fields
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -117,3 +118,26 @@ class Vault:
             {"subject": subject},
         )
         return result.rowcount > 0
+
+
+class SealedField(fields.Field):
+    """A marshmallow field for personal data inside an event payload: it accepts only a sealed
+    value (``{"$sealed": {"subject", "alg", "nonce", "data"}}``) or null (null is never
+    sealed, when ``allow_none``), so a plain value cannot be appended by mistake."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("metadata", {}).setdefault(
+            "description", "personal data sealed with the data subject's key (crypto-shredding)"
+        )
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        inner = value.get(SEALED) if is_sealed(value) else None
+        if not isinstance(inner, dict) or set(inner) != {"subject", "alg", "nonce", "data"}:
+            raise ValidationError("Personal data must be sealed.")
+        if inner["alg"] != ALGORITHM or not all(isinstance(v, str) for v in inner.values()):
+            raise ValidationError("Not a sealed value.")
+        return {SEALED: dict(inner)}
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value

@@ -1,9 +1,340 @@
-"""nameko entrypoints of the orders service (thin: domain logic lives beside this module)."""
+"""nameko entrypoints of the orders service (thin: validate arguments, hand over to the
+command layer or the views, answer JSON).
 
+``actor`` is who acts (into event metadata), ``viewer`` whose rights apply
+(``services.orders.access``); for the gateway both are the signed-in principal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from nameko.events import SERVICE_POOL, event_handler
+from nameko.rpc import rpc
+from nameko.timer import timer
+
+from services.orders import access, commands, replica, schemas, views
+from services.orders.imports import OrderImports
+from services.orders.schemas import load
+from services.orders.store import Store
+from shared.consumer import apply_once, catch_up
+from shared.errors import CmsError, ConcurrencyError, ServiceUnavailable
+from shared.rpc import Rpc
 from shared.service import EventSourcedService
+
+log = logging.getLogger(__name__)
+
+api = rpc(expected_exceptions=(CmsError,))
+
+#: Seconds between catch-ups on the customers' and payments' logs.
+CATCH_UP_INTERVAL = 30
+PAYMENTS_CONSUMER = "orders.payments"
+#: A payment event that meets a concurrent command on its order is applied again this often.
+PAYMENT_ATTEMPTS = 5
+
+
+def _metadata(context: Any, actor: dict[str, Any] | None) -> dict[str, Any]:
+    meta = dict(context.event_metadata(actor)) if context else {}
+    if actor:
+        meta.setdefault("actor_id", actor.get("id"))
+        meta.setdefault("actor_kind", actor.get("kind"))
+        if actor.get("request_id"):
+            meta.setdefault("request_id", actor["request_id"])
+            meta.setdefault("correlation_id", actor["request_id"])
+    return meta
+
+
+def _consumes(source: str, event_type: str):
+    return event_handler(
+        source,
+        event_type,
+        handler_type=SERVICE_POOL,
+        reliable_delivery=True,
+        requeue_on_error=True,
+    )
 
 
 class OrdersService(EventSourcedService):
-    """The orders service."""
+    """Product catalogue, orders and their workflow, the customer replica, historical import."""
 
     name = "orders"
+    rpc = Rpc()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _store(self, actor: dict[str, Any] | None = None) -> Store:
+        return Store(self.db, _metadata(self.context, actor))
+
+    def _write(self, work: Callable[[Store], Any], actor: dict[str, Any]) -> Any:
+        store = self._store(actor)
+        try:
+            result = work(store)
+            self.db.commit()
+            return result
+        except BaseException:
+            self.db.rollback()
+            raise
+
+    def _read(self, read: Callable[[], Any]) -> Any:
+        try:
+            return read()
+        finally:
+            self.db.rollback()
+
+    def _fetch(self, source: str, types: tuple[str, ...] | None):
+        def fetch(after: int, limit: int) -> list[dict[str, Any]]:
+            return self.rpc.call(
+                source,
+                "read_events",
+                after_position=after,
+                limit=limit,
+                types=list(types) if types else None,
+            )
+
+        return fetch
+
+    def _catch_up_customers(self) -> int:
+        return replica.catch_up_customers(self.db, self._fetch(replica.SOURCE, replica.EVENT_TYPES))
+
+    def _order(self, viewer: dict[str, Any] | None, order_id: str):
+        store = self._store()
+        if viewer is None:
+            return store, store.load_order(order_id)
+        return store, commands.visible_order(store, viewer, order_id)
+
+    # -- catalogue ---------------------------------------------------------------------------
+
+    @api
+    def create_product(self, actor, data) -> dict[str, Any]:
+        access.require_manager(actor, "manage the catalogue")
+        data = load(schemas.ProductData(), data)
+        product_id = self._write(lambda store: commands.create_product(store, data), actor)
+        return self._read(lambda: views.get_product(self.db, product_id))
+
+    @api
+    def update_product(self, actor, product_id, changes, expected_version=None) -> dict[str, Any]:
+        access.require_manager(actor, "manage the catalogue")
+        changes = load(schemas.ProductChanges(), changes)
+        self._write(
+            lambda store: commands.update_product(store, product_id, changes, expected_version),
+            actor,
+        )
+        return self._read(lambda: views.get_product(self.db, product_id))
+
+    @api
+    def get_product(self, product_id) -> dict[str, Any]:
+        return self._read(lambda: views.get_product(self.db, str(product_id)))
+
+    @api
+    def list_products(self, **query) -> dict[str, Any]:
+        args = load(schemas.ProductQuery(), query)
+        return self._read(lambda: views.list_products(self.db, **args))
+
+    # -- orders ------------------------------------------------------------------------------
+
+    @api
+    def place_order(self, actor, viewer, data) -> dict[str, Any]:
+        data = load(schemas.OrderData(), data)
+        data["customer_id"] = str(data["customer_id"])
+        order_id = self._write(
+            lambda store: commands.place_order(store, viewer, data, self._catch_up_customers),
+            actor,
+        )
+        return self.get_order(order_id=order_id, viewer=viewer)
+
+    @api
+    def get_order(self, order_id, viewer=None) -> dict[str, Any]:
+        """One order. Without ``viewer`` (another service asking): no personal data."""
+
+        def read():
+            store, order = self._order(viewer, str(order_id))
+            return views.get_order(store, viewer, order)
+
+        return self._read(read)
+
+    @api
+    def list_orders(self, viewer, **query) -> dict[str, Any]:
+        args = load(schemas.OrderQuery(), query)
+        for name in ("customer_id", "product_id"):
+            if args.get(name):
+                args[name] = str(args[name])
+        return self._read(lambda: views.list_orders(self.db, viewer, **args))
+
+    @api
+    def order_history(self, viewer, order_id) -> list[dict[str, Any]]:
+        def read():
+            store, order = self._order(viewer, str(order_id))
+            return views.history(store, order.id)
+
+        return self._read(read)
+
+    @api
+    def change_order_lines(self, actor, viewer, order_id, changes, expected_version=None) -> dict:
+        changes = load(schemas.LinesChange(), changes)
+        self._write(
+            lambda store: commands.change_lines(
+                store, viewer, str(order_id), changes, expected_version
+            ),
+            actor,
+        )
+        return self.get_order(order_id=order_id, viewer=viewer)
+
+    @api
+    def change_order_address(
+        self, actor, viewer, order_id, delivery_address, expected_version=None
+    ) -> dict:
+        args = load(schemas.AddressChange(), {"delivery_address": delivery_address})
+        self._write(
+            lambda store: commands.change_address(
+                store, viewer, str(order_id), args["delivery_address"], expected_version
+            ),
+            actor,
+        )
+        return self.get_order(order_id=order_id, viewer=viewer)
+
+    @api
+    def order_action(
+        self, actor, viewer, order_id, action, reason=None, expected_version=None
+    ) -> dict[str, Any]:
+        """fulfil, complete, cancel or return; 422 naming the state when not allowed."""
+        args = load(
+            schemas.ActionArgs(),
+            {"action": action, "reason": reason, "expected_version": expected_version},
+        )
+        self._write(
+            lambda store: commands.act(
+                store,
+                viewer,
+                str(order_id),
+                args["action"],
+                args["reason"],
+                args["expected_version"],
+            ),
+            actor,
+        )
+        return self.get_order(order_id=order_id, viewer=viewer)
+
+    @api
+    def order_changes(self, viewer, **query) -> dict[str, Any]:
+        """The changes feed: order events after a position, waiting up to ``wait`` (≤ 4) s."""
+        args = load(schemas.ChangesQuery(), query)
+        if args.get("order_id"):
+            args["order_id"] = str(args["order_id"])
+        return self._read(lambda: views.changes(self.db, viewer, **args))
+
+    # -- historical import (shared.importer) ------------------------------------------------
+
+    def _imports(self, actor: dict[str, Any]) -> OrderImports:
+        access.require_manager(actor, "import orders")
+        return OrderImports(self.db, _metadata(self.context, actor), self._catch_up_customers)
+
+    @api
+    def begin_import(
+        self, actor, import_id, filename, columns, total_rows, mode=None, match_on=None
+    ) -> dict[str, Any]:
+        return self._imports(actor).begin(actor, str(import_id), filename, columns, total_rows)
+
+    @api
+    def import_rows(self, actor, import_id, rows) -> dict[str, Any]:
+        return self._imports(actor).rows(str(import_id), rows)
+
+    @api
+    def finish_import(self, actor, import_id, status, error=None) -> dict[str, Any]:
+        return self._imports(actor).finish(str(import_id), status, error)
+
+    @api
+    def get_import(self, actor, import_id) -> dict[str, Any]:
+        return self._imports(actor).get(str(import_id))
+
+    @api
+    def list_imports(self, actor, limit=50) -> list[dict[str, Any]]:
+        return self._imports(actor).list(min(int(limit), 200))
+
+    # -- customers' events: the replica --------------------------------------------------------
+
+    def _customer_event(self, envelope: dict[str, Any]) -> None:
+        replica.consume(self.db, envelope)
+
+    @_consumes("customers", "customer.registered")
+    def on_customer_registered(self, envelope):
+        self._customer_event(envelope)
+
+    @_consumes("customers", "customer.assigned")
+    def on_customer_assigned(self, envelope):
+        self._customer_event(envelope)
+
+    @_consumes("customers", "customer.archived")
+    def on_customer_archived(self, envelope):
+        self._customer_event(envelope)
+
+    @_consumes("customers", "customer.restored")
+    def on_customer_restored(self, envelope):
+        self._customer_event(envelope)
+
+    @_consumes("customers", "customer.merged")
+    def on_customer_merged(self, envelope):
+        self._customer_event(envelope)
+
+    @_consumes("customers", "customer.merge_undone")
+    def on_customer_merge_undone(self, envelope):
+        self._customer_event(envelope)
+
+    @_consumes("customers", "customer.erased")
+    def on_customer_erased(self, envelope):
+        self._customer_event(envelope)
+
+    # -- payments' events ----------------------------------------------------------------------
+
+    def apply_payment(self, envelope: dict[str, Any]) -> bool:
+        """Apply a payment.captured / payment.refunded envelope once (retried when it meets a
+        concurrent command on the same order)."""
+        for attempt in range(PAYMENT_ATTEMPTS):
+            try:
+                return apply_once(
+                    self.db,
+                    PAYMENTS_CONSUMER,
+                    envelope,
+                    lambda session, env: commands.apply_payment_event(
+                        Store(session, {"causation_id": env["event_id"]}), env
+                    ),
+                )
+            except ConcurrencyError:
+                if attempt == PAYMENT_ATTEMPTS - 1:
+                    raise
+        return False
+
+    @_consumes("payments", "payment.captured")
+    def on_payment_captured(self, envelope):
+        self.apply_payment(envelope)
+
+    @_consumes("payments", "payment.refunded")
+    def on_payment_refunded(self, envelope):
+        self.apply_payment(envelope)
+
+    # -- catch-up ------------------------------------------------------------------------------
+
+    @timer(interval=CATCH_UP_INTERVAL, eager=True)
+    def catch_up(self) -> None:
+        """At start and every 30 s: the customers and payments events live delivery missed."""
+        try:
+            applied = self._catch_up_customers()
+            if applied:
+                log.info("customer replica: %d events caught up", applied)
+        except ServiceUnavailable as exc:
+            log.info("customer replica catch-up postponed: %s", exc)
+        try:
+            applied = catch_up(
+                self.db,
+                PAYMENTS_CONSUMER,
+                "payments",
+                self._fetch("payments", commands.PAYMENT_EVENTS),
+                lambda session, env: commands.apply_payment_event(
+                    Store(session, {"causation_id": env["event_id"]}), env
+                ),
+            )
+            if applied:
+                log.info("payments: %d events caught up", applied)
+        except ServiceUnavailable as exc:
+            log.info("payments catch-up postponed: %s", exc)

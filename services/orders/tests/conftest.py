@@ -1,0 +1,114 @@
+"""Fixtures of the orders service tests: the orders and customers services running in this
+process on this run's database and broker, callers of their entrypoints, and helpers that make
+products and customers."""
+
+import uuid
+
+import pytest
+from nameko.containers import get_container_cls
+from nameko.testing.services import entrypoint_hook
+
+from services.customers.service import CustomersService
+from services.orders.service import OrdersService
+
+
+class Caller:
+    """``orders.get_order(order_id=...)`` runs the entrypoint in the container (a real worker:
+    real dependencies, real database); errors come back raised."""
+
+    def __init__(self, container):
+        self.container = container
+
+    def __getattr__(self, method):
+        def call(**kwargs):
+            with entrypoint_hook(self.container, method) as hook:
+                return hook(**kwargs)
+
+        return call
+
+
+def principal(role="admin", user_id=None):
+    return {"id": user_id or str(uuid.uuid4()), "role": role, "kind": "user"}
+
+
+def actor_of(who):
+    return {
+        "id": who["id"],
+        "kind": "user",
+        "role": who["role"],
+        "ip": "127.0.0.1",
+        "request_id": f"req-{uuid.uuid4().hex[:8]}",
+        "session_id": None,
+    }
+
+
+def as_(who):
+    return {"actor": actor_of(who), "viewer": who}
+
+
+@pytest.fixture(scope="module")
+def customers_container(nameko_config):
+    container = get_container_cls(nameko_config)(CustomersService, nameko_config)
+    container.start()
+    yield container
+    container.stop()
+
+
+@pytest.fixture(scope="module")
+def orders_container(nameko_config, customers_container):
+    container = get_container_cls(nameko_config)(OrdersService, nameko_config)
+    container.start()
+    yield container
+    container.stop()
+
+
+@pytest.fixture(scope="module")
+def orders(orders_container):
+    return Caller(orders_container)
+
+
+@pytest.fixture(scope="module")
+def customers(customers_container):
+    return Caller(customers_container)
+
+
+@pytest.fixture(scope="module")
+def admin():
+    return principal("admin")
+
+
+@pytest.fixture(scope="module")
+def make_customer(customers, admin):
+    def make(by=None, **data):
+        data.setdefault("name", f"Buyer {uuid.uuid4().hex[:6]}")
+        data.setdefault("emails", [{"address": f"b-{uuid.uuid4().hex[:10]}@example.com"}])
+        return customers.create_customer(**as_(by or admin), data=data, force=True)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def make_product(orders, admin):
+    def make(price=1000, currency="CNY", **data):
+        data.setdefault("sku", f"SKU-{uuid.uuid4().hex[:8]}")
+        data.setdefault("name", f"Product {uuid.uuid4().hex[:4]}")
+        return orders.create_product(
+            actor=actor_of(admin), data={"price": price, "currency": currency, **data}
+        )
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def place(orders, admin):
+    def place_order(customer_id, *lines, by=None, **data):
+        body = {
+            "customer_id": customer_id,
+            "lines": [
+                {"product_id": product["id"], "quantity": quantity} for product, quantity in lines
+            ],
+            **data,
+        }
+        return orders.place_order(**as_(by or admin), data=body)
+
+    return place_order

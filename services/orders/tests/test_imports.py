@@ -1,0 +1,84 @@
+"""Historical import of orders: same events, original dates, idempotent on the external id."""
+
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from services.orders.imports import import_payment_id
+from services.orders.tests.conftest import actor_of
+from shared.errors import BadRequest
+from shared.importer import run_import
+
+
+def _import(orders, admin, path):
+    return run_import(
+        lambda method, **kwargs: getattr(orders, method)(**kwargs),
+        path,
+        actor=actor_of(admin),
+        import_id=str(uuid.uuid4()),
+        filename=path.name,
+        mode="create",
+        match_on="external_id",
+    )
+
+
+@pytest.fixture
+def csv_file(tmp_path, make_customer, make_product):
+    buyer = make_customer()
+    product = make_product(price=1500, sku=f"IMP-{uuid.uuid4().hex[:6]}")
+    tag = uuid.uuid4().hex[:8]
+    rows = [
+        "外部订单号,客户ID,下单时间,币种,订单明细,金额,已付款,备注",
+        f"OLD-{tag}-1,{buyer['id']},2023-05-01,CNY,{product['sku']}*2;UNKNOWN-1*1@3.50,,是,gift",
+        f"OLD-{tag}-2,{buyer['id']},2023-06-02T10:30:00Z,CNY,,99.90,no,",
+        f"OLD-{tag}-3,{uuid.uuid4()},2023-06-03,CNY,,10,no,",  # unknown customer
+        f"OLD-{tag}-4,{buyer['id']},2023-06-04,CNY,,10.001,no,",  # too many decimals
+        f"OLD-{tag}-2,{buyer['id']},2023-06-02,CNY,,99.90,no,",  # the same order again
+    ]
+    path = tmp_path / "orders.csv"
+    path.write_text("\ufeff" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path, buyer, tag
+
+
+def test_an_import_run_twice_creates_nothing_twice(orders, admin, csv_file, service_engine):
+    path, buyer, tag = csv_file
+    first = _import(orders, admin, path)
+    assert (first["status"], first["created"], first["skipped"], first["rejected"]) == (
+        "completed",
+        2,
+        1,
+        2,
+    )
+    reasons = {item["row"]: item["reasons"] for item in first["rejections"]}
+    assert "customer_id" in reasons[4] and "amount" in reasons[5]
+    second = _import(orders, admin, path)
+    assert (second["created"], second["skipped"], second["rejected"]) == (0, 3, 2)
+
+    listed = orders.list_orders(viewer=admin, customer_id=buyer["id"])["items"]
+    by_external = {item["external_id"]: item for item in listed}
+    assert set(by_external) == {f"OLD-{tag}-1", f"OLD-{tag}-2"}
+    paid = by_external[f"OLD-{tag}-1"]
+    assert paid["status"] == "paid" and paid["total"] == 3000 + 350
+    assert paid["placed_at"].startswith("2023-05-01T00:00:00")
+    unpaid = by_external[f"OLD-{tag}-2"]
+    assert unpaid["status"] == "placed" and unpaid["total"] == 9990
+    with service_engine("orders").connect() as conn:
+        events = conn.execute(
+            text("SELECT event_type, payload FROM events WHERE stream_id = :id ORDER BY 1"),
+            {"id": paid["id"]},
+        ).all()
+    kinds = sorted(event.event_type for event in events)
+    assert kinds == ["order.paid", "order.payment_applied", "order.placed"]
+    applied = next(e.payload for e in events if e.event_type == "order.payment_applied")
+    assert applied["payment_id"] == import_payment_id(f"OLD-{tag}-1")
+    placed = next(e.payload for e in events if e.event_type == "order.placed")
+    assert placed["source"] == "import" and placed["placed_at"] == "2023-05-01T00:00:00Z"
+
+
+def test_unknown_columns_refuse_the_file(orders, admin, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("external_id,customer_id,placed_at,currency,amount,colour\n", encoding="utf-8")
+    with pytest.raises(BadRequest) as refused:
+        _import(orders, admin, path)
+    assert "columns" in refused.value.extra["errors"]
