@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from gateway.messages import localise_problem, wants_chinese
 from gateway.problems import problem, problem_from_error
+from gateway.server import NoDelayWebServer
 from shared.errors import CmsError
 from shared.logs import request_id_var
 
@@ -66,6 +67,8 @@ class _CappedBody(io.RawIOBase):
 class ApiEntrypoint(HttpRequestHandler):
     """Use as ``@api("GET", "/path")``. The handler runs in a worker whose context data holds
     the request id, so it travels in the headers of every RPC the handler makes."""
+
+    server = NoDelayWebServer()
 
     def __init__(self, method, url, max_body: int | None = None, **kwargs):
         self.max_body = max_body
