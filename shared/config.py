@@ -69,6 +69,7 @@ class Settings:
     role_prefix: str
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = 1024 * 1024
+    db_parallel_workers: int = 0
     db_passwords: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -140,6 +141,7 @@ def load_settings() -> Settings:
             part.strip() for part in _env("CMS_TRUSTED_PROXIES", "").split(",") if part.strip()
         ),
         max_body_bytes=_env_int("CMS_MAX_BODY_BYTES", 1024 * 1024),
+        db_parallel_workers=_env_int("CMS_DB_PARALLEL_WORKERS", 0),
         db_passwords={
             service: os.environ[f"CMS_DB_PASSWORD_{service.upper()}"]
             for service in SERVICES

@@ -47,7 +47,13 @@ def create_service_engine(
     ensure_cooperative_psycopg2()
     connect_args = {"application_name": f"cms-{schema or 'admin'}"}
     if schema:
-        connect_args["options"] = f"-c search_path={schema},{EXTENSIONS_SCHEMA}"
+        # No parallel workers by default: on a small machine starting two processes for each
+        # search costs more than it saves (docs/performance.md, "What I saw" 3).
+        parallel = settings().db_parallel_workers
+        connect_args["options"] = (
+            f"-c search_path={schema},{EXTENSIONS_SCHEMA} "
+            f"-c max_parallel_workers_per_gather={parallel}"
+        )
     return create_engine(
         url,
         pool_size=pool_size,
