@@ -6,5 +6,7 @@ from gateway.routes import (  # noqa: F401
     customer_imports,
     customers,
     me,
+    payment_webhooks,
+    payments,
     users,
 )

@@ -76,6 +76,18 @@ EXPECTED = {
     "listImportRejections": MANAGERS,
     "exportImportRejections": MANAGERS,
     "revertImport": MANAGERS,
+    "createPayment": WRITERS,
+    "recordManualPayment": WRITERS,
+    "listPayments": ANY,
+    "getPayment": ANY,
+    "getPaymentReconciliation": MANAGERS,
+    "exportPaymentReconciliation": MANAGERS,
+    "capturePayment": WRITERS,
+    "cancelPayment": WRITERS,
+    "refundPayment": MANAGERS,
+    "confirmPayment": WRITERS,
+    "simulateSandboxScan": WRITERS,
+    "receiveSandboxWebhook": PUBLIC,
 }
 
 PASSWORD = "Plenty-Long-Passphrase-7"  # the one gateway/tests/conftest.py creates users with

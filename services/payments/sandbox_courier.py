@@ -1,0 +1,187 @@
+"""Delivers the sandbox provider's webhooks through the real HTTP path: a background
+greenthread of the payments service posts each due ``sandbox_webhooks`` row, signed, to
+``CMS_SANDBOX_WEBHOOK_URL`` (by default the local gateway's public endpoint), and retries
+with backoff until the gateway answers 2xx.
+
+Sending is when the simulated outcome happens: the courier moves the sandbox's ledger to the
+webhook's outcome as it claims the row (a charge the merchant voided meanwhile is not sent).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import timedelta
+
+import eventlet
+import requests
+from eventlet.event import Event
+from nameko.extensions import DependencyProvider
+from sqlalchemy import text
+
+from services.payments.config import PaymentsConfig, load_config
+from services.payments.providers.sandbox import SIGNATURE_HEADER, sign
+from shared.db import create_service_engine, service_database_url
+from shared.events import utcnow
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+LEASE = timedelta(seconds=30)
+MAX_ATTEMPTS = 15
+BATCH = 20
+
+
+class Courier:
+    def __init__(self, engine, config: PaymentsConfig):
+        self.engine = engine
+        self.config = config
+        self._event = Event()
+        self.running = False
+
+    def wake(self) -> None:
+        if not self._event.ready():
+            self._event.send()
+
+    def claim(self) -> list[tuple[str, str]]:
+        """Due webhooks, leased to this courier; applies their outcome to the ledger."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT event_id, body, attempts, charge_reference, ledger_status "
+                    "FROM sandbox_webhooks WHERE delivered_at IS NULL AND NOT cancelled "
+                    "AND deliver_after <= now() ORDER BY deliver_after LIMIT :batch "
+                    "FOR UPDATE SKIP LOCKED"
+                ),
+                {"batch": BATCH},
+            ).all()
+            due = []
+            for row in rows:
+                if row.attempts == 0 and row.ledger_status:
+                    status = conn.execute(
+                        text("SELECT status FROM sandbox_ledger WHERE reference = :ref FOR UPDATE"),
+                        {"ref": row.charge_reference},
+                    ).scalar()
+                    if status == "voided":
+                        conn.execute(
+                            text(
+                                "UPDATE sandbox_webhooks SET cancelled = true WHERE event_id = :id"
+                            ),
+                            {"id": row.event_id},
+                        )
+                        continue
+                    conn.execute(
+                        text(
+                            "UPDATE sandbox_ledger SET status = :status, failure_reason = "
+                            "CASE WHEN :status = 'declined' THEN :reason ELSE failure_reason END, "
+                            "settled_at = CASE WHEN :status = 'succeeded' THEN now() "
+                            "ELSE settled_at END WHERE reference = :ref"
+                        ),
+                        {
+                            "status": row.ledger_status,
+                            "reason": json.loads(row.body)["data"].get("failure_reason"),
+                            "ref": row.charge_reference,
+                        },
+                    )
+                conn.execute(
+                    text(
+                        "UPDATE sandbox_webhooks SET attempts = attempts + 1, "
+                        "deliver_after = now() + :lease WHERE event_id = :id"
+                    ),
+                    {"id": row.event_id, "lease": LEASE},
+                )
+                due.append((row.event_id, row.body, row.attempts + 1))
+            return due
+
+    def send(self, event_id: str, body: str, attempt: int) -> bool:
+        signature = sign(self.config.sandbox_webhook_secret, int(time.time()), body)
+        error = None
+        try:
+            response = requests.post(
+                self.config.sandbox_webhook_url,
+                data=body.encode(),
+                headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+                timeout=10,
+            )
+            if 200 <= response.status_code < 300:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        text(
+                            "UPDATE sandbox_webhooks SET delivered_at = now() WHERE event_id = :id"
+                        ),
+                        {"id": event_id},
+                    )
+                return True
+            error = f"HTTP {response.status_code}: {response.text[:200]}"
+        except requests.RequestException as exc:
+            error = str(exc)[:200]
+        backoff = timedelta(seconds=min(2**attempt, 300))
+        with self.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE sandbox_webhooks SET last_error = :error, deliver_after = now() + "
+                    ":backoff, cancelled = (attempts >= :max) WHERE event_id = :id"
+                ),
+                {"id": event_id, "error": error, "backoff": backoff, "max": MAX_ATTEMPTS},
+            )
+        log.warning("sandbox webhook %s not delivered (attempt %s): %s", event_id, attempt, error)
+        return False
+
+    def next_due_in(self) -> float:
+        with self.engine.connect() as conn:
+            due = conn.execute(
+                text(
+                    "SELECT min(deliver_after) FROM sandbox_webhooks "
+                    "WHERE delivered_at IS NULL AND NOT cancelled"
+                )
+            ).scalar()
+        if due is None:
+            return POLL_SECONDS
+        return max(0.0, min(POLL_SECONDS, (due - utcnow()).total_seconds()))
+
+    def run(self) -> None:
+        self.running = True
+        while self.running:
+            try:
+                batch = self.claim()
+                for event_id, body, attempt in batch:
+                    self.send(event_id, body, attempt)
+                if batch:
+                    continue
+                wait = self.next_due_in()
+            except Exception:
+                log.exception("sandbox courier failed; retrying")
+                wait = POLL_SECONDS
+            if wait > 0:
+                with eventlet.Timeout(wait, False):
+                    self._event.wait()
+            self._event = Event()
+
+
+class SandboxCourier(DependencyProvider):
+    """Runs the courier in the payments service; the dependency is the courier (``wake()``
+    after a commit that scheduled a webhook)."""
+
+    def setup(self) -> None:
+        config = self.container.config
+        self.courier = Courier(
+            create_service_engine(
+                service_database_url(config, "payments"), schema="payments", pool_size=2
+            ),
+            load_config(config),
+        )
+
+    def start(self) -> None:
+        self.container.spawn_managed_thread(self.courier.run)
+
+    def stop(self) -> None:
+        self.courier.running = False
+        self.courier.wake()
+        self.courier.engine.dispose()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx) -> Courier:
+        return self.courier
