@@ -6,7 +6,10 @@ from gateway.routes import (  # noqa: F401
     customer_imports,
     customers,
     me,
+    order_imports,
+    orders,
     payment_webhooks,
     payments,
+    products,
     users,
 )
