@@ -299,6 +299,43 @@ def cmd_import_customers(args: argparse.Namespace) -> None:
     print(f"undo with: cms revert-import {import_id}")
 
 
+def cmd_import_orders(args: argparse.Namespace) -> None:
+    """Past orders from another system (services/orders/imports.py describes the columns);
+    idempotent on the external order id: running a file twice creates nothing twice."""
+    import uuid
+
+    from shared.errors import CmsError
+    from shared.importer import run_import
+
+    current = load_settings()
+    path = Path(args.file)
+    if not path.is_file():
+        raise SystemExit(f"no such file: {path}")
+    import_id = str(uuid.uuid4())
+    print(f"order import {import_id}: {path.name}")
+    try:
+        summary = run_import(
+            lambda method, **kwargs: _call(current, "orders", method, 120.0, **kwargs),
+            path,
+            actor=SYSTEM_ACTOR,
+            import_id=import_id,
+            filename=path.name,
+            mode="create",
+            match_on="external_id",
+            progress=_progress_bar,
+        )
+    except CmsError as exc:
+        raise SystemExit(f"\nimport refused: {exc} {exc.extra.get('errors', '')}") from exc
+    print()
+    print(
+        "{status}: {created} created, {skipped} already there, {rejected} rejected".format(
+            **summary
+        )
+    )
+    for rejection in summary["rejections"]:
+        print(f"  row {rejection['row']}: {rejection['reasons']}")
+
+
 def cmd_revert_import(args: argparse.Namespace) -> None:
     from shared.errors import CmsError
 
@@ -341,6 +378,8 @@ def main(argv: list[str] | None = None) -> None:
     importing.add_argument("file")
     importing.add_argument("--mode", choices=("create", "update", "upsert"), default="upsert")
     importing.add_argument("--match-on", choices=("email", "phone", "external_id"), default="email")
+    orders_import = sub.add_parser("import-orders", help="import past orders (CSV or XLSX)")
+    orders_import.add_argument("file")
     reverting = sub.add_parser("revert-import", help="undo an import")
     reverting.add_argument("import_id")
     args = parser.parse_args(argv)
@@ -354,6 +393,7 @@ def main(argv: list[str] | None = None) -> None:
         "create-admin": cmd_create_admin,
         "import-customers": cmd_import_customers,
         "revert-import": cmd_revert_import,
+        "import-orders": cmd_import_orders,
     }
     commands[args.command](args)
 

@@ -3,8 +3,10 @@
 from gateway.routes import (  # noqa: F401
     admin,
     auth,
+    bulk,
     customer_imports,
     customers,
+    event_feed,
     me,
     order_imports,
     orders,
@@ -12,4 +14,5 @@ from gateway.routes import (  # noqa: F401
     payments,
     products,
     users,
+    webhooks,
 )

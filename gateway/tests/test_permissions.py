@@ -76,6 +76,17 @@ EXPECTED = {
     "listImportRejections": MANAGERS,
     "exportImportRejections": MANAGERS,
     "revertImport": MANAGERS,
+    "readEventFeed": {"admin", "manager", "analyst"},
+    "bulkCustomers": WRITERS,
+    "listWebhooks": ADMIN,
+    "createWebhook": ADMIN,
+    "getWebhook": ADMIN,
+    "updateWebhook": ADMIN,
+    "deleteWebhook": ADMIN,
+    "resumeWebhook": ADMIN,
+    "listWebhookDeliveries": ADMIN,
+    "getWebhookDelivery": ADMIN,
+    "resendWebhookDelivery": ADMIN,
     "listProducts": ANY,
     "createProduct": MANAGERS,
     "getProduct": ANY,
@@ -172,6 +183,9 @@ def _path(operation, world):
         "customer_id": world["customer"]["id"],
         "merge_id": "00000000-0000-0000-0000-000000000000",
         "import_id": "00000000-0000-0000-0000-000000000000",
+        "service": "customers",
+        "webhook_id": "00000000-0000-0000-0000-000000000000",
+        "delivery_id": "00000000-0000-0000-0000-000000000000",
     }
     path = operation.rule
     for name, value in values.items():

@@ -82,3 +82,17 @@ def test_unknown_columns_refuse_the_file(orders, admin, tmp_path):
     with pytest.raises(BadRequest) as refused:
         _import(orders, admin, path)
     assert "columns" in refused.value.extra["errors"]
+
+
+def test_the_command_line_imports_through_the_same_rpcs(
+    orders_container, nameko_config, csv_file, monkeypatch, capsys
+):
+    from shared.cli import main
+
+    path, _buyer, _tag = csv_file
+    monkeypatch.setenv("CMS_AMQP_URI", nameko_config["AMQP_URI"])
+    main(["import-orders", str(path)])
+    first = capsys.readouterr().out
+    assert "completed: 2 created, 1 already there, 2 rejected" in first
+    main(["import-orders", str(path)])
+    assert "completed: 0 created, 3 already there, 2 rejected" in capsys.readouterr().out
