@@ -17,6 +17,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from gateway.problems import json_response, problem
+from gateway.ratelimit import LIMITER as API_KEY_LIMITER
 from shared.errors import (
     BadRequest,
     CmsError,
@@ -234,6 +235,18 @@ def query_dict(request: Request) -> dict[str, Any]:
     return {key: values[-1] for key, values in request.args.lists()}
 
 
+def rate_limited(retry_after: int) -> Response:
+    response = problem(
+        429,
+        "Too many requests",
+        "this API key made too many requests; wait and try again",
+        code="rate_limited",
+        retry_after=retry_after,
+    )
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 class Router:
     """Matches a request to its operation, authenticates, authorises, validates, calls the
     handler, audits writes, and shapes the response."""
@@ -259,6 +272,11 @@ class Router:
         reply = None
         try:
             principal = self.authenticate(request, rpc, required=not operation.public)
+            if principal is not None and principal.kind == "api_key":
+                retry_after = API_KEY_LIMITER.hit(principal.id)
+                if retry_after:
+                    status = 429
+                    return rate_limited(retry_after)
             self.authorise(operation, principal)
             context = Context(
                 request=request,

@@ -150,15 +150,17 @@ def event_versions(services: Iterable[str] = SERVICES) -> list[EventVersion]:
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    if "enum" in schema and None not in schema["enum"]:
+        schema = {**schema, "enum": [*schema["enum"], None]}
+    if "const" in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
     kind = schema.get("type")
     if isinstance(kind, str):
         return {**schema, "type": [kind, "null"]}
     if isinstance(kind, list):
         return schema if "null" in kind else {**schema, "type": [*kind, "null"]}
-    if not schema or set(schema) <= {"description"}:
-        return schema  # any value, null included
-    if "enum" in schema:
-        return {**schema, "enum": [*schema["enum"], None]}
+    if not schema or set(schema) <= {"description"} or "enum" in schema:
+        return schema  # any value (null included), or an enumeration that lists null
     return {"anyOf": [schema, {"type": "null"}]}
 
 

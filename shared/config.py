@@ -16,7 +16,14 @@ from functools import lru_cache
 from sqlalchemy.engine import URL, make_url
 
 #: The services that make up CMS, in the order they are provisioned and started.
-SERVICES: tuple[str, ...] = ("users", "customers", "orders", "payments", "analytics")
+SERVICES: tuple[str, ...] = (
+    "users",
+    "customers",
+    "orders",
+    "payments",
+    "analytics",
+    "webhooks",
+)
 
 DEV_SECRET_KEY = "cms-development-secret-key-change-me"  # noqa: S105 - dev default, documented
 

@@ -67,6 +67,7 @@ def api(nameko_config):
     from services.orders.service import OrdersService
     from services.payments.service import PaymentsService
     from services.users.service import UsersService
+    from services.webhooks.service import WebhooksService
 
     port = _free_port()
     runner = ServiceRunner(_config(nameko_config, port))
@@ -77,6 +78,7 @@ def api(nameko_config):
         OrdersService,
         PaymentsService,
         AnalyticsService,
+        WebhooksService,
     ):
         runner.add_service(service)
     runner.start()

@@ -1,0 +1,84 @@
+"""Bulk writes for machines: many customers created or edited in one request, each item on its
+own (one failing item does not undo the others), through the customers service's ordinary
+commands, so every rule, duplicate check and event is the same as for one at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventlet.greenpool import GreenPool
+from marshmallow import ValidationError
+
+from gateway import integration_schemas as schemas
+from gateway.operations import Context, Reply, op
+from gateway.routes.customers import viewer
+from shared.errors import BadRequest, CmsError
+
+WRITERS = frozenset({"admin", "manager", "sales"})
+#: Items in flight at once: bounded so that a bulk request cannot crowd out everyone else.
+PARALLEL = 4
+
+
+def _problem(exc: CmsError) -> dict[str, Any]:
+    return {"title": exc.title, "status": exc.status, "detail": exc.detail, **exc.extra}
+
+
+def _item(ctx: Context, index: int, item: dict[str, Any], force: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {"index": index, "op": item["op"], "id": item.get("id")}
+    try:
+        if item["op"] == "create":
+            try:
+                data = schemas.CUSTOMER_CREATE().load(item["data"])
+            except ValidationError as exc:
+                raise BadRequest.for_fields(exc.messages, "the item's data is invalid") from exc
+            data.pop("force", None)
+            customer = ctx.call(
+                "customers",
+                "create_customer",
+                actor=ctx.actor,
+                viewer=viewer(ctx),
+                data=data,
+                force=force,
+            )
+            status = 201
+        else:
+            try:
+                changes = schemas.CUSTOMER_CHANGES().load(item["data"])
+            except ValidationError as exc:
+                raise BadRequest.for_fields(exc.messages, "the item's data is invalid") from exc
+            customer = ctx.call(
+                "customers",
+                "update_customer",
+                actor=ctx.actor,
+                viewer=viewer(ctx),
+                customer_id=item["id"],
+                changes=changes,
+                expected_version=item.get("version"),
+            )
+            status = 200
+        return {**result, "status": status, "id": customer["id"], "version": customer["version"]}
+    except CmsError as exc:
+        return {**result, "status": exc.status, "version": None, "error": _problem(exc)}
+
+
+@op(
+    "POST",
+    "/customers/bulk",
+    operation_id="bulkCustomers",
+    summary="Create or edit many customers",
+    tag="customers",
+    roles=WRITERS,
+    body=schemas.BulkCustomers,
+    response=schemas.BulkResults,
+    audit="customers.bulk",
+    resource="customer",
+    errors=(400,),
+)
+def bulk_customers(ctx: Context) -> Reply:
+    items = ctx.body["items"]
+    pool = GreenPool(PARALLEL)
+    results = list(
+        pool.imap(lambda pair: _item(ctx, pair[0], pair[1], ctx.body["force"]), enumerate(items))
+    )
+    succeeded = sum(1 for r in results if r["status"] < 300)
+    return Reply({"results": results, "succeeded": succeeded, "failed": len(results) - succeeded})

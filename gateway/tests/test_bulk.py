@@ -1,0 +1,110 @@
+"""Machines: bulk customer writes with per-item results, and per-API-key rate limits."""
+
+import uuid
+
+import pytest
+
+from gateway.ratelimit import LIMITER
+
+
+@pytest.fixture(scope="module")
+def token(admin):
+    return admin[1]
+
+
+def _item(name=None, **data):
+    marker = uuid.uuid4().hex[:8]
+    return {
+        "op": "create",
+        "data": {
+            "kind": "person",
+            "name": name or f"Bulk {marker}",
+            "emails": [{"address": f"bulk-{marker}@example.com"}],
+            **data,
+        },
+    }
+
+
+def test_bulk_creates_and_updates_with_a_result_per_item(api, token):
+    items = [_item(), _item(), _item(emails=[{"address": "not an address"}]), {"op": "create"}]
+    response = api.call("POST", "/api/v1/customers/bulk", token=token, json={"items": items[:3]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["succeeded"] == 2 and body["failed"] == 1
+    first, second, bad = body["results"]
+    assert [first["index"], second["index"], bad["index"]] == [0, 1, 2]
+    assert first["status"] == 201 and first["version"] >= 1
+    assert bad["status"] == 400 and bad["id"] is None
+    assert "emails" in str(bad["error"]["errors"])
+    fetched = api.call("GET", f"/api/v1/customers/{first['id']}", token=token)
+    assert fetched.status_code == 200
+    updates = {
+        "items": [
+            {"op": "update", "id": first["id"], "version": first["version"], "data": {"name": "A"}},
+            {"op": "update", "id": second["id"], "version": 99, "data": {"name": "B"}},
+            {"op": "update", "id": str(uuid.uuid4()), "version": 1, "data": {"name": "C"}},
+        ]
+    }
+    response = api.call("POST", "/api/v1/customers/bulk", token=token, json=updates)
+    assert response.status_code == 200, response.text
+    ok, stale, missing = response.json()["results"]
+    assert ok["status"] == 200 and ok["version"] > first["version"]
+    assert stale["status"] == 412
+    assert missing["status"] == 404
+    assert api.call("GET", f"/api/v1/customers/{first['id']}", token=token).json()["name"] == "A"
+
+
+def test_bulk_refuses_a_malformed_request_as_a_whole(api, token):
+    too_many = {"items": [_item() for _ in range(101)]}
+    response = api.call("POST", "/api/v1/customers/bulk", token=token, json=too_many)
+    assert response.status_code == 400
+    assert "items" in response.json()["errors"]
+    response = api.call(
+        "POST",
+        "/api/v1/customers/bulk",
+        token=token,
+        json={"items": [{"op": "update", "id": str(uuid.uuid4()), "data": {"name": "x"}}]},
+    )
+    assert response.status_code == 400
+    assert "version" in str(response.json()["errors"])
+
+
+@pytest.fixture
+def tight_limit():
+    before = (LIMITER.limit, LIMITER.window, LIMITER.overrides)
+    LIMITER.configure(limit=3, window=60)
+    yield
+    LIMITER.configure(*before)
+
+
+def test_an_api_key_beyond_its_rate_limit_gets_429_with_retry_after(api, token, tight_limit):
+    key = api.call(
+        "POST", "/api/v1/api-keys", token=token, json={"name": "erp-sync", "role": "manager"}
+    ).json()["key"]
+    other = api.call(
+        "POST", "/api/v1/api-keys", token=token, json={"name": "wms", "role": "manager"}
+    ).json()["key"]
+    statuses = [
+        api.call("GET", "/api/v1/customers", api_key=key, params={"limit": 1}).status_code
+        for _ in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
+    limited = api.call("GET", "/api/v1/customers", api_key=key)
+    assert limited.status_code == 429
+    assert limited.headers["Content-Type"] == "application/problem+json"
+    retry_after = int(limited.headers["Retry-After"])
+    assert 1 <= retry_after <= 20  # 3 per 60 s: one request back every 20 s
+    assert limited.json()["retry_after"] == retry_after
+    # another key, and people signed in, are not held back by this key
+    assert api.call("GET", "/api/v1/customers", api_key=other).status_code == 200
+    assert api.call("GET", "/api/v1/customers", token=token).status_code == 200
+
+
+def test_the_bucket_refills_evenly():
+    limiter = type(LIMITER)(limit=2, window=10)
+    assert limiter.hit("k", now=0) == 0
+    assert limiter.hit("k", now=0) == 0
+    assert limiter.hit("k", now=0) == 5
+    assert limiter.hit("k", now=5) == 0
+    limiter.configure(limit=0, window=10)
+    assert all(limiter.hit("k", now=0) == 0 for _ in range(10))

@@ -1,0 +1,160 @@
+"""nameko entrypoints of the webhooks service: admin RPCs for endpoints and their delivery log,
+a consumer of every other service's events, and the deliverer (services/webhooks/delivery.py).
+
+It never slows the services whose events it delivers: it is a process of its own, reading
+their events from the bus and through their ``read_events`` RPC.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from nameko.dependency_providers import Config
+from nameko.events import SERVICE_POOL, event_handler
+from nameko.rpc import rpc
+from nameko.timer import timer
+
+from services.webhooks import config as webhook_config
+from services.webhooks.delivery import Deliverer
+from services.webhooks.endpoints import Endpoints
+from services.webhooks.ingest import behind, ingest
+from services.webhooks.schemas import DeliveryQuery, EndpointChanges, EndpointCreate
+from shared.config import SERVICES
+from shared.errors import CmsError, Forbidden
+from shared.rpc import Rpc
+from shared.service import EventSourcedService, load_rpc_payload
+
+log = logging.getLogger(__name__)
+
+NAME = "webhooks"
+#: Every service whose events may be delivered.
+SOURCES = tuple(service for service in SERVICES if service != NAME)
+READ_TIMEOUT = 30.0
+
+#: Errors meant for the caller (``CmsError``) are expected: nameko logs them as warnings.
+api = rpc(expected_exceptions=(CmsError,))
+
+
+def _require_admin(actor: dict[str, Any]) -> None:
+    if (actor or {}).get("role") != "admin":
+        raise Forbidden("only admins manage webhooks", {"code": "admin_only"})
+
+
+def _live_handler(source: str):
+    def handle(self, envelope: dict[str, Any]) -> None:
+        self.on_event(source, envelope)
+
+    handle.__name__ = handle.__qualname__ = f"on_{source}_events"
+    handle.__doc__ = f"Every event of {source} ('#'): catch up on it."
+    return event_handler(
+        source,
+        "#",
+        handler_type=SERVICE_POOL,
+        reliable_delivery=True,
+        requeue_on_error=True,
+    )(handle)
+
+
+class WebhooksService(EventSourcedService):
+    """Delivers every service's events to the HTTPS endpoints admins register."""
+
+    name = NAME
+    rpc_client = Rpc()
+    config = Config()
+    deliverer = Deliverer()
+
+    def _settings(self):
+        return webhook_config.load(self.config)
+
+    def _endpoints(self) -> Endpoints:
+        return Endpoints(self.db, self._settings())
+
+    # -- consuming -------------------------------------------------------------------------------
+
+    def _fetch(self, source: str):
+        def fetch(after: int, limit: int) -> list[dict[str, Any]]:
+            return self.rpc_client.call(
+                source, "read_events", after_position=after, limit=limit, timeout=READ_TIMEOUT
+            )
+
+        return fetch
+
+    def on_event(self, source: str, envelope: dict[str, Any]) -> None:
+        if not behind(self.db, source, int(envelope.get("position") or 0)):
+            return
+        if ingest(self.db, source, self._fetch(source)):
+            self.deliverer.wake()
+
+    @timer(interval=webhook_config.load().catch_up_interval, eager=True)
+    def catch_up(self) -> None:
+        """Catch up on every source (at start and every CATCH_UP_INTERVAL seconds): events the
+        bus did not bring (a queue not bound yet, this service down) are delivered all the same."""
+        created = 0
+        for source in SOURCES:
+            try:
+                created += ingest(self.db, source, self._fetch(source))
+            except CmsError as exc:
+                log.warning("webhooks could not catch up on %s: %s", source, exc)
+        if created:
+            self.deliverer.wake()
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    @api
+    def create_endpoint(self, actor, data) -> dict[str, Any]:
+        _require_admin(actor)
+        return self._endpoints().create(actor, load_rpc_payload(EndpointCreate(), data))
+
+    @api
+    def list_endpoints(self, actor) -> list[dict[str, Any]]:
+        _require_admin(actor)
+        return self._endpoints().list()
+
+    @api
+    def get_endpoint(self, actor, endpoint_id) -> dict[str, Any]:
+        _require_admin(actor)
+        return self._endpoints().get(endpoint_id)
+
+    @api
+    def update_endpoint(self, actor, endpoint_id, changes, expected_version=None) -> dict:
+        _require_admin(actor)
+        changes = load_rpc_payload(EndpointChanges(), changes)
+        return self._endpoints().update(endpoint_id, changes, expected_version)
+
+    @api
+    def resume_endpoint(self, actor, endpoint_id) -> dict[str, Any]:
+        _require_admin(actor)
+        resumed = self._endpoints().resume(endpoint_id)
+        self.deliverer.wake()
+        return resumed
+
+    @api
+    def delete_endpoint(self, actor, endpoint_id) -> None:
+        _require_admin(actor)
+        self._endpoints().delete(endpoint_id)
+
+    # -- the delivery log ------------------------------------------------------------------------
+
+    @api
+    def list_deliveries(self, actor, endpoint_id, **query) -> dict[str, Any]:
+        _require_admin(actor)
+        args = load_rpc_payload(DeliveryQuery(), query)
+        return self._endpoints().deliveries(endpoint_id, **args)
+
+    @api
+    def get_delivery(self, actor, endpoint_id, delivery_id) -> dict[str, Any]:
+        _require_admin(actor)
+        return self._endpoints().delivery(endpoint_id, delivery_id)
+
+    @api
+    def resend_delivery(self, actor, endpoint_id, delivery_id) -> dict[str, Any]:
+        _require_admin(actor)
+        resent = self._endpoints().resend(endpoint_id, delivery_id)
+        self.deliverer.wake()
+        return resent
+
+
+for _source in SOURCES:
+    setattr(WebhooksService, f"on_{_source}_events", _live_handler(_source))
+del _source
