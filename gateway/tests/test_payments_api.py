@@ -438,3 +438,62 @@ def test_analysts_read_and_unknown_payments_are_404(api, tokens, nameko_config, 
     assert missing.status_code == 404
     unknown_order = pay(api, tokens["manager"], {"order_id": str(uuid.uuid4())}, 100)
     assert unknown_order.status_code in (404, 503)
+
+
+def test_the_order_becomes_paid_exactly_when_covered_and_not_before(api, tokens, customer):
+    """With the real orders service: the order moves from the payments service's events."""
+    product = api.call(
+        "POST",
+        "/api/v1/products",
+        token=tokens["admin"],
+        json={
+            "sku": f"PAY-{uuid.uuid4().hex[:8]}",
+            "name": "Tea",
+            "price": 2500,
+            "currency": "CNY",
+        },
+    )
+    assert product.status_code == 201, product.text
+    placed = api.call(
+        "POST",
+        "/api/v1/orders",
+        token=tokens["sales"],
+        json={
+            "customer_id": customer,
+            "lines": [{"product_id": product.json()["id"], "quantity": 2}],
+        },
+    )
+    assert placed.status_code == 201, placed.text
+    order = {"order_id": placed.json()["id"]}
+    total = placed.json()["total"]
+
+    def order_state():
+        return api.call("GET", f"/api/v1/orders/{order['order_id']}", token=tokens["sales"]).json()
+
+    first = pay(api, tokens["sales"], order, total - 1000)
+    assert first.status_code == 201, first.text
+    settled(api, tokens["sales"], first.json()["id"])
+    partly = wait_for(lambda: (o := order_state())["status"] == "partially_paid" and o)
+    assert partly["paid_amount"] == total - 1000
+    assert pay(api, tokens["sales"], order, 1001).status_code == 422
+    rest = api.call(
+        "POST",
+        f"{BASE}/manual",
+        token=tokens["sales"],
+        json={
+            "order_id": order["order_id"],
+            "method": "bank_transfer",
+            "amount": 1000,
+            "currency": "CNY",
+            "reference": "statement 42",
+        },
+    )
+    assert rest.status_code == 201, rest.text
+    paid = wait_for(lambda: (o := order_state())["status"] == "paid" and o)
+    assert paid["paid_amount"] == total
+    refund = api.call(
+        "POST", f"{BASE}/{rest.json()['id']}/refunds", token=tokens["manager"], json={"amount": 1}
+    )
+    assert refund.status_code == 201
+    again = wait_for(lambda: (o := order_state())["status"] == "partially_paid" and o)
+    assert again["paid_amount"] == total - 1

@@ -100,7 +100,10 @@ class PaymentCommands:
         if row is None and self.fetch_order is not None:
             fetched = self.fetch_order(order_id)
             if fetched:
-                self.upsert_order({**fetched, "order_id": order_id}, 0)
+                # the order as the orders service has it now, at its stream version
+                self.upsert_order(
+                    {**fetched, "order_id": order_id}, int(fetched.get("version") or 0)
+                )
                 row = self.conn.execute(query, {"id": order_id}).one_or_none()
         if row is None:
             raise order_not_found(order_id)
