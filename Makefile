@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UI := gateway/ui
 PYTEST_ARGS ?=
 
-.PHONY: install ui run provision test lint format bench clean
+.PHONY: install ui run provision test lint format bench fuzz clean
 
 $(BIN)/cms: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ BENCH_ARGS ?=
 
 bench: install ## performance figures (docs/performance.md): make bench [QUICK=1] [BENCH_ARGS=...]
 	$(BIN)/python -m bench $(if $(filter-out 0 no false,$(QUICK)),--quick) $(BENCH_ARGS)
+
+FUZZ_EXAMPLES ?= 50
+
+fuzz: $(BIN)/cms ## longer API fuzzing: every schemathesis phase, FUZZ_EXAMPLES per operation
+	CMS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CMS_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+		$(BIN)/pytest -q -s tests/security/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) $(UI)/node_modules $(UI)/dist

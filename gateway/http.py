@@ -14,6 +14,7 @@ from functools import partial
 from eventlet.event import Event
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import PathConverter, Rule
 from werkzeug.wrappers import Response
 
 from gateway.messages import localise_problem, wants_chinese
@@ -46,6 +47,20 @@ def request_id_for(request) -> str:
     return given if _REQUEST_ID.match(given) else str(uuid.uuid4())
 
 
+class _AnyPath(PathConverter):
+    """werkzeug's path converter, but also across line breaks (``%0A`` in a path would
+    otherwise match no route and get werkzeug's bare HTML 404)."""
+
+    regex = "[^/](?s:.)*?"
+
+
+class _Rule(Rule):
+    def get_converter(self, variable_name, converter_name, args, kwargs):
+        if converter_name == "path":
+            return _AnyPath(self.map, *args, **kwargs)
+        return super().get_converter(variable_name, converter_name, args, kwargs)
+
+
 class _CappedBody(io.RawIOBase):
     """A chunked request body that raises 413 past ``limit`` bytes instead of ending there."""
 
@@ -76,6 +91,9 @@ class ApiEntrypoint(HttpRequestHandler):
         # them as warnings
         kwargs.setdefault("expected_exceptions", (CmsError,))
         super().__init__(method, url, **kwargs)
+
+    def get_url_rule(self):
+        return _Rule(self.url, methods=self.method.split(","))
 
     def handle_request(self, request):
         started = time.monotonic()

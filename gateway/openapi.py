@@ -83,12 +83,16 @@ def _operation_spec(operation: Operation) -> dict:
         success["headers"] = {"ETag": {"schema": {"type": "string"}}}
     responses: dict = {str(operation.status): success}
     codes = set(operation.errors) | {413, 503}
-    if operation.body is not None or operation.query is not None:
-        codes.add(400)
+    if operation.body is not None or operation.query is not None or "<" in operation.rule:
+        codes.add(400)  # a body, a query or an id in the path that is not well-formed
+    if operation.is_write:
+        codes.add(422)  # any change may break a business rule
     if not operation.public:
         codes |= {401, 403}
     for code in sorted(codes):
         responses[str(code)] = {"$ref": f"#/components/responses/Problem{code}"}
+    # answered by the HTTP server itself, before the gateway sees the request (no body)
+    responses["414"] = {"description": "The URL is longer than 8,192 bytes"}
     spec["responses"] = responses
     return spec
 

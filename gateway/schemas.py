@@ -3,7 +3,7 @@ OpenAPI document is generated from them."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 ROLE = validate.OneOf(["admin", "manager", "sales", "analyst"])
 LANGUAGE = validate.OneOf(["zh-CN", "en"])
@@ -15,7 +15,11 @@ def _password(**kwargs):
 
 
 class Problem(Schema):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details, with extension members where a case has more to say
+    (``existing_id``, ``expected_version``, ``resource_id``, ...)."""
+
+    class Meta:
+        unknown = INCLUDE
 
     type = fields.String()
     title = fields.String()
