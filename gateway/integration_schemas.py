@@ -19,7 +19,7 @@ BULK_MAX_ITEMS = int(os.environ.get("CMS_BULK_MAX_ITEMS") or 100)
 class FeedQuery(Schema):
     after = fields.Integer(
         load_default=0,
-        validate=validate.Range(min=0),
+        validate=validate.Range(min=0, max=2**63 - 1),
         metadata={"description": "The cursor: events after this position (0: from the start)."},
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=FEED_MAX_LIMIT))

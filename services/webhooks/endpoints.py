@@ -30,8 +30,12 @@ UPDATABLE = ("url", "description", "event_types", "fields", "secret", "active")
 
 def check_url(url: str, settings: WebhookSettings) -> str:
     """HTTPS only; plain http to the loopback only where the setting allows it (dev, tests)."""
-    parts = urlsplit(url.strip())
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise BadRequest.for_fields({"url": ["Not a valid URL."]}) from None
     if parts.scheme not in ("https", "http") or not host:
         raise BadRequest.for_fields({"url": ["Must be an https:// URL."]})
     if parts.scheme == "http":

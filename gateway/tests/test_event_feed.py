@@ -1,0 +1,74 @@
+"""The event feed through the gateway: cursor and paging, type filter, who may read it."""
+
+import uuid
+
+import pytest
+
+from gateway.tests.conftest import PASSWORD
+
+
+@pytest.fixture(scope="module")
+def token(admin):
+    return admin[1]
+
+
+def _customer(api, token):
+    response = api.call(
+        "POST",
+        "/api/v1/customers",
+        token=token,
+        json={"kind": "person", "name": f"Feed {uuid.uuid4().hex[:6]}", "force": True},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_pages_follow_the_cursor_without_gaps_or_repeats(api, token):
+    for _ in range(3):
+        _customer(api, token)
+    whole = api.call("GET", "/api/v1/events/customers", token=token, params={"limit": 1000})
+    assert whole.status_code == 200
+    everything = whole.json()["items"]
+    assert len(everything) >= 3 and whole.json()["has_more"] is False
+    after, paged = 0, []
+    while True:
+        page = api.call(
+            "GET", "/api/v1/events/customers", token=token, params={"after": after, "limit": 2}
+        ).json()
+        paged += page["items"]
+        after = page["next_after"]
+        if not page["has_more"]:
+            break
+    assert [e["event_id"] for e in paged] == [e["event_id"] for e in everything]
+    end = api.call("GET", "/api/v1/events/customers", token=token, params={"after": after})
+    assert end.json() == {"items": [], "next_after": after, "has_more": False}
+    registered = api.call(
+        "GET", "/api/v1/events/customers", token=token, params={"types": "customer.registered"}
+    ).json()["items"]
+    assert registered and {e["type"] for e in registered} == {"customer.registered"}
+    first = registered[0]
+    assert set(first) >= {"event_id", "position", "stream_id", "schema_version", "payload"}
+    assert "$sealed" in first["payload"]["name"]  # personal data stays sealed
+
+
+def test_unknown_service_and_bad_parameters(api, token):
+    assert api.call("GET", "/api/v1/events/nobody", token=token).status_code == 404
+    for params in ({"types": "not a type"}, {"after": -1}, {"limit": 0}, {"limit": 5000}):
+        response = api.call("GET", "/api/v1/events/customers", token=token, params=params)
+        assert response.status_code == 400, params
+
+
+def test_analysts_read_the_feed_sales_do_not(api, token):
+    tokens = {}
+    for role in ("analyst", "sales"):
+        email = f"feed-{role}-{uuid.uuid4().hex[:6]}@example.com"
+        created = api.call(
+            "POST",
+            "/api/v1/users",
+            token=token,
+            json={"email": email, "name": role, "role": role, "password": PASSWORD},
+        )
+        assert created.status_code == 201, created.text
+        tokens[role] = api.login(email)["access_token"]
+    assert api.call("GET", "/api/v1/events/orders", token=tokens["analyst"]).status_code == 200
+    assert api.call("GET", "/api/v1/events/orders", token=tokens["sales"]).status_code == 403
