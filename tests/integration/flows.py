@@ -1,5 +1,6 @@
 """Business flows driven through the gateway, as another system or a person would."""
 
+import time
 import uuid
 
 
@@ -70,3 +71,54 @@ def customer_flows(api, token) -> dict:
     erased = create_customer(api, token)
     _ok(api.call("POST", f"/api/v1/customers/{erased['id']}/erase", token=token), 200, 204)
     return {"customer": cid, "duplicate": duplicate["id"], "erased": erased["id"]}
+
+
+def order_payment_refund_flows(api, token, customer_id) -> dict:
+    """A product, an order of it for the customer, paid in cash, then partly refunded."""
+    product = _ok(
+        api.call(
+            "POST",
+            "/api/v1/products",
+            token=token,
+            json={
+                "sku": f"INT-{uuid.uuid4().hex[:8]}",
+                "name": "乌龙茶",
+                "price": 1999,
+                "currency": "CNY",
+            },
+        ),
+        201,
+    )
+    body = {"customer_id": customer_id, "lines": [{"product_id": product["id"], "quantity": 2}]}
+    deadline = time.monotonic() + 20
+    while True:  # the orders service learns of the customer from its events
+        placed = api.call("POST", "/api/v1/orders", token=token, json=body)
+        if placed.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    order = _ok(placed, 201)
+    payment = _ok(
+        api.call(
+            "POST",
+            "/api/v1/payments/manual",
+            token=token,
+            json={
+                "order_id": order["id"],
+                "method": "cash",
+                "amount": order["total"],
+                "currency": order["currency"],
+            },
+        ),
+        201,
+    )
+    refund = _ok(
+        api.call(
+            "POST",
+            f"/api/v1/payments/{payment['id']}/refunds",
+            token=token,
+            json={"amount": 500, "reason": "one cup broken"},
+            headers={"Idempotency-Key": f"refund-{uuid.uuid4().hex}"},
+        ),
+        201,
+    )
+    return {"product": product["id"], "order": order["id"], "payment": payment["id"], **refund}

@@ -13,7 +13,7 @@ from kombu import Connection, Consumer, Exchange, Queue, binding
 from shared import catalogue
 from shared.config import SERVICES
 from tests.integration.conftest import last_positions, read_feed
-from tests.integration.flows import customer_flows
+from tests.integration.flows import customer_flows, order_payment_refund_flows
 
 pytestmark = pytest.mark.slow
 SEALED_KEY = "$sealed"
@@ -73,8 +73,7 @@ def flows(stack, admin_token, subscriber):
         "POST", "/api/v1/api-keys", token=admin_token, json={"name": "erp", "role": "manager"}
     )
     assert key.status_code == 201, key.text
-    # orders → payment → refund join here once their routes exist (see README)
-    return ids
+    return {**ids, **order_payment_refund_flows(stack, admin_token, ids["customer"])}
 
 
 def _feed_after_start(stack, token, start):
@@ -139,6 +138,10 @@ def test_every_message_matches_the_catalogue(subscriber, streams):
         "customer.merge_undone",
         "customer.erased",
         "api_key.issued",
+        "product.created",
+        "order.placed",
+        "payment.captured",
+        "payment.refunded",
     }
     assert expected <= types, expected - types
 
@@ -165,7 +168,7 @@ def _same_but_erased(feed_value, live_value) -> bool:
 
 def test_replay_from_cursor_zero_equals_the_live_stream(streams, flows):
     feed, live = streams
-    assert feed["customers"], "the flows appended customer events"
+    assert feed["customers"] and feed["orders"] and feed["payments"], "the flows appended events"
     for service in SERVICES:
         assert [e["event_id"] for e in feed[service]] == [e["event_id"] for e in live[service]]
         positions = [e["position"] for e in feed[service]]
