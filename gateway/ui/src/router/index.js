@@ -1,5 +1,5 @@
 import { createRouter, createWebHistory } from 'vue-router'
-import { House, User, Key, Tickets, Lock, Postcard } from '@element-plus/icons-vue'
+import { House, User, Key, Tickets, Lock, Postcard, ShoppingCart, Goods } from '@element-plus/icons-vue'
 import { session, isAuthenticated } from '../api/session.js'
 import { fetchMe } from '../api/auth.js'
 import { sessionLossReason } from '../api/client.js'
@@ -7,6 +7,7 @@ import AppLayout from '../layouts/AppLayout.vue'
 import LoginView from '../views/LoginView.vue'
 import { CUSTOMER_ROLES, CUSTOMER_WRITE_ROLES } from '../utils/customers.js'
 import { IMPORT_ROLES } from '../utils/customerImports.js'
+import { ORDER_ROLES, ORDER_WRITE_ROLES, PRODUCT_ADMIN_ROLES } from '../components/orders/orderRules.js'
 
 /*
  * meta.public: reachable without signing in.
@@ -78,6 +79,36 @@ const routes = [
         name: 'customer-edit',
         component: () => import('../views/customers/CustomerFormView.vue'),
         meta: { title: 'customers.editPageTitle', roles: CUSTOMER_WRITE_ROLES },
+      },
+      {
+        path: 'orders',
+        name: 'orders',
+        component: () => import('../views/orders/OrdersView.vue'),
+        meta: { title: 'nav.orders', roles: ORDER_ROLES, nav: { label: 'nav.orders', icon: ShoppingCart, order: 20 } },
+      },
+      {
+        path: 'orders/new',
+        name: 'order-new',
+        component: () => import('../views/orders/OrderCreateView.vue'),
+        meta: { title: 'orders.createTitle', roles: ORDER_WRITE_ROLES },
+      },
+      {
+        path: 'orders/imports',
+        name: 'order-imports',
+        component: () => import('../views/orders/OrderImportView.vue'),
+        meta: { title: 'orders.import.title', roles: PRODUCT_ADMIN_ROLES },
+      },
+      {
+        path: 'orders/:id',
+        name: 'order',
+        component: () => import('../views/orders/OrderDetailView.vue'),
+        meta: { title: 'orders.detailTitle', roles: ORDER_ROLES },
+      },
+      {
+        path: 'products',
+        name: 'products',
+        component: () => import('../views/products/ProductsView.vue'),
+        meta: { title: 'nav.products', roles: ORDER_ROLES, nav: { label: 'nav.products', icon: Goods, order: 25 } },
       },
       {
         path: 'users',

@@ -1,0 +1,174 @@
+"""Browser flows of orders and products: the catalogue managed from its page, an order written
+with a customer and products (totals shown before it is placed), its detail page with the
+actions its state allows, the status changing live without a reload, the history, and the
+list's filters; in Chinese and English."""
+
+# ruff: noqa: F811 - pytest fixtures imported from ui_flows are the tests' arguments
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from playwright.sync_api import Page, expect
+from ui_flows import (  # noqa: F401 - fixtures
+    api_as_page_user,
+    browser,
+    create_customer_via_api,
+    live_stack,
+    login,
+    page,
+    switch_language,
+)
+
+
+def pick(page: Page, select, text: str) -> None:
+    """Choose ``text`` in an Element Plus remote select (type, then click the option)."""
+    select.click()
+    select.locator("input").fill(text)
+    page.locator(".el-select-dropdown__item:visible", has_text=text).first.click()
+
+
+def make_product(page: Page, **extra) -> dict:
+    sku = f"UI-{uuid.uuid4().hex[:8]}"
+    body = {"sku": sku, "name": f"Tea {sku}", "price": 1999, "currency": "CNY", **extra}
+    created = api_as_page_user(page, "POST", "/api/v1/products", body)
+    assert created["status"] == 201, created
+    return created["body"]
+
+
+def test_manager_manages_the_catalogue(page: Page, live_stack):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "zh-CN")
+    expect(page.get_by_test_id("nav-products")).to_have_text("产品目录")
+    page.get_by_test_id("nav-products").click()
+    expect(page.get_by_test_id("products-page")).to_be_visible()
+
+    sku = f"BLC-{uuid.uuid4().hex[:6]}"
+    page.get_by_test_id("product-create").click()
+    dialog = page.get_by_test_id("product-dialog")
+    dialog.get_by_test_id("product-sku").fill(sku)
+    dialog.get_by_test_id("product-name").fill("碧螺春 250g")
+    dialog.get_by_test_id("product-category").fill("绿茶")
+    dialog.get_by_test_id("product-price").fill("88.50")
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/products") and r.request.method == "POST"
+    ) as created:
+        dialog.get_by_test_id("product-save").click()
+    assert created.value.status == 201
+    assert created.value.request.post_data_json["price"] == 8850  # yuan typed, fen sent
+
+    page.get_by_test_id("products-search").fill(sku)
+    row = page.get_by_test_id("products-table").locator("tr", has_text=sku)
+    expect(row).to_contain_text("碧螺春 250g")
+    expect(row).to_contain_text("88.50")
+
+    # A new price: recorded as a change, shown in the list.
+    page.get_by_test_id(f"product-edit-{sku}").click()
+    dialog.get_by_test_id("product-price").fill("90")
+    with page.expect_response(lambda r: "/api/v1/products/" in r.url) as changed:
+        dialog.get_by_test_id("product-save").click()
+    assert changed.value.status == 200 and changed.value.request.method == "PATCH"
+    expect(row).to_contain_text("90.00")
+
+
+def test_order_written_placed_and_followed_live(page: Page, live_stack):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "en")
+    name = f"Order Buyer {uuid.uuid4().hex[:6]}"
+    create_customer_via_api(page, {"kind": "person", "name": name, "force": True})
+    tea = make_product(page)
+
+    page.get_by_test_id("nav-orders").click()
+    expect(page.get_by_test_id("orders-page")).to_be_visible()
+    page.get_by_test_id("order-create").click()
+    expect(page.get_by_test_id("order-create-page")).to_be_visible()
+
+    pick(page, page.get_by_test_id("customer-select"), name)
+    pick(page, page.get_by_test_id("line-product-0"), tea["sku"])
+    page.get_by_test_id("line-quantity-0").locator("input").fill("3")
+    page.get_by_test_id("line-quantity-0").locator("input").blur()
+    page.get_by_test_id("order-discount").fill("0.97")
+    # 3 * 19.99 - 0.97 = 59.00: the preview follows the server's rule before anything is sent.
+    expect(page.get_by_test_id("order-preview-total")).to_contain_text("59.00")
+
+    page.get_by_test_id("order-address-toggle").click()
+    page.get_by_test_id("address-city").fill("Hangzhou")
+    page.get_by_test_id("order-notes").fill("Leave at the door")
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/orders") and r.request.method == "POST"
+    ) as placed:
+        page.get_by_test_id("order-submit").click()
+    assert placed.value.status == 201, placed.value.text()
+    order = placed.value.json()
+    assert order["total"] == 5900
+
+    expect(page).to_have_url(re.compile(rf"/orders/{order['id']}$"))
+    expect(page.get_by_test_id("order-number")).to_have_text(order["number"])
+    status = page.get_by_test_id("order-header").get_by_test_id("order-status")
+    expect(status).to_have_attribute("data-status", "placed")
+    expect(page.get_by_test_id("order-total")).to_contain_text("59.00")
+    expect(page.get_by_test_id("order-address-text")).to_contain_text("Hangzhou")
+    # A placed, unpaid order can be cancelled or edited, not fulfilled.
+    actions = page.get_by_test_id("order-actions")
+    expect(actions.get_by_test_id("order-action-cancel")).to_be_visible()
+    expect(actions.get_by_test_id("order-action-fulfil")).to_have_count(0)
+    expect(page.get_by_test_id("order-edit-lines")).to_be_visible()
+
+    # Someone else cancels the order (another client of the API): this page shows it without
+    # a reload, through the changes feed.
+    page.evaluate("window.__sameDocument = true")
+    cancelled = api_as_page_user(
+        page, "POST", f"/api/v1/orders/{order['id']}/cancel", {"reason": "customer called"}
+    )
+    assert cancelled["status"] == 200, cancelled
+    expect(status).to_have_attribute("data-status", "cancelled")
+    assert page.evaluate("window.__sameDocument") is True  # no reload happened
+    expect(actions.get_by_test_id("order-action-cancel")).to_have_count(0)
+    history = page.get_by_test_id("order-history")
+    expect(history).to_contain_text("Cancelled")
+    expect(history).to_contain_text("customer called")
+
+    # The list finds it by status and customer.
+    page.get_by_test_id("nav-orders").click()
+    pick(page, page.get_by_test_id("orders-page").get_by_test_id("customer-select"), name)
+    row = page.get_by_test_id("orders-table").locator("tr", has_text=order["number"])
+    expect(row).to_contain_text("Cancelled")
+    expect(row).to_contain_text("59.00")
+
+
+def test_orders_in_chinese_with_a_refused_action(page: Page, live_stack):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "zh-CN")
+    customer = create_customer_via_api(
+        page, {"kind": "person", "name": f"订单客户{uuid.uuid4().hex[:4]}", "force": True}
+    )
+    tea = make_product(page, price=1000)
+    placed = api_as_page_user(
+        page,
+        "POST",
+        "/api/v1/orders",
+        {"customer_id": customer["id"], "lines": [{"product_id": tea["id"], "quantity": 2}]},
+    )
+    assert placed["status"] == 201, placed
+    order = placed["body"]
+    page.goto(f"/orders/{order['id']}")
+    expect(page.get_by_test_id("order-header")).to_contain_text("已下单")
+    expect(page.get_by_test_id("order-action-cancel")).to_have_text("取消订单")
+
+    # The API refuses an action the state does not allow, naming the state.
+    refused = api_as_page_user(page, "POST", f"/api/v1/orders/{order['id']}/fulfil", {})
+    assert refused["status"] == 422 and refused["body"]["state"] == "placed"
+
+    page.get_by_test_id("order-action-cancel").click()
+    page.locator(".el-message-box input").fill("重复下单")
+    page.locator(".el-message-box .el-button--primary").click()
+    expect(page.get_by_test_id("order-header")).to_contain_text("已取消")
+    expect(page.get_by_test_id("order-history")).to_contain_text("重复下单")
+
+    page.get_by_test_id("nav-orders").click()
+    expect(page.get_by_test_id("orders-page")).to_contain_text("订单管理")
+    page.get_by_test_id("orders-search").fill(order["number"])
+    row = page.get_by_test_id("orders-table").locator("tr", has_text=order["number"])
+    expect(row).to_contain_text("已取消")
+    expect(row).to_contain_text("20.00")
