@@ -353,6 +353,30 @@ def cmd_revert_import(args: argparse.Namespace) -> None:
     print(f"import {args.import_id}: {summary['status']}")
 
 
+def cmd_backup(args: argparse.Namespace) -> None:
+    from shared.backup import BackupError, backup
+
+    try:
+        done = backup(load_settings(), args.file)
+    except BackupError as exc:
+        raise SystemExit(f"backup failed: {exc}") from exc
+    print(f"backed up {', '.join(done['schemas'])} of {done['database']} to {done['path']}")
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    from shared.backup import BackupError, rebuild_read_models, restore
+
+    current = load_settings()
+    try:
+        done = restore(current, args.file)
+    except BackupError as exc:
+        raise SystemExit(f"restore failed: {exc}") from exc
+    print(f"restored {', '.join(done['schemas'])} into {done['database']}")
+    if args.rebuild:
+        for service, count in rebuild_read_models(current).items():
+            print(f"{service}: read models rebuilt from {count} events")
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     from shared import serve
 
@@ -382,6 +406,13 @@ def main(argv: list[str] | None = None) -> None:
     orders_import.add_argument("file")
     reverting = sub.add_parser("revert-import", help="undo an import")
     reverting.add_argument("import_id")
+    backing_up = sub.add_parser("backup", help="dump every service schema to a file")
+    backing_up.add_argument("file")
+    restoring = sub.add_parser("restore", help="restore a backup into an empty database")
+    restoring.add_argument("file")
+    restoring.add_argument(
+        "--rebuild", action="store_true", help="then replay the events into the read models"
+    )
     args = parser.parse_args(argv)
     logs.configure("cms", os.environ.get("CMS_LOG_LEVEL", "WARNING").upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -393,6 +424,8 @@ def main(argv: list[str] | None = None) -> None:
         "create-admin": cmd_create_admin,
         "import-customers": cmd_import_customers,
         "revert-import": cmd_revert_import,
+        "backup": cmd_backup,
+        "restore": cmd_restore,
         "import-orders": cmd_import_orders,
     }
     commands[args.command](args)
