@@ -23,7 +23,7 @@ from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from services.analytics import clv, consumer, queries, schemas
+from services.analytics import clv, consumer, queries, schemas, segments
 from services.analytics import rebuild as rebuilding
 from services.analytics.projector import SUBSCRIPTIONS, refresh_rfm
 from shared.errors import CmsError, NotFound, RuleViolation, ServiceUnavailable
@@ -98,7 +98,10 @@ class AnalyticsService(EventSourcedService):
             cursor = consumer.raw_cursor(self.db)
             consumer.lock(cursor)
             refresh_rfm(cursor, as_of)
+            published = segments.publish_changes(cursor, schemas.DEFAULT_CURRENCY, as_of)
             self.db.commit()
+            if published:
+                log.info("%d customers changed segment", published)
         except Exception:
             self.db.rollback()
             raise

@@ -269,3 +269,22 @@ def test_rebuild_equals_the_live_projections(live, engines, cluster, segmented):
             "SELECT status FROM rebuilds WHERE id = %(id)s", {"id": result["id"]}
         ).scalar()
     assert status == "succeeded"
+
+
+def test_segment_changes_are_published_once(segmented, cluster, reference):
+    expected = {
+        customer_id: row["segment"]
+        for (currency, customer_id), row in reference.rfm(segmented).items()
+        if currency == "CNY"
+    }
+    events = cluster.analytics.read_events(after_position=0, limit=1000, types=["segment.changed"])
+    latest, previous = {}, {}
+    for event in events:  # in position order: each customer's events chain their segments
+        payload = event["payload"]
+        assert payload["previous_segment"] == latest.get(payload["customer_id"])
+        latest[payload["customer_id"]] = payload["segment"]
+        previous[payload["customer_id"]] = event["stream_version"]
+    assert {key: latest[key] for key in expected} == expected
+    cluster.analytics.refresh_segments(as_of=segmented.isoformat())
+    again = cluster.analytics.read_events(after_position=0, limit=1000, types=["segment.changed"])
+    assert len(again) == len(events)  # nothing changed, nothing published

@@ -1,0 +1,74 @@
+"""``segment.changed`` events (docs/service-contracts.md): after each scoring run, every
+customer whose segment (in the default currency) differs from the one last published gets an
+event on its ``customer_segment`` stream, appended to the analytics event log in the scoring
+transaction, so the outbox relay publishes it to ``analytics.events`` (the customers
+service's segment filter follows them)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime
+
+from psycopg2.extras import execute_values
+
+
+def publish_changes(cursor, currency: str, as_of: date) -> int:
+    """Append an event per changed segment; returns how many."""
+    cursor.execute(
+        """SELECT r.customer_id, r.segment, p.segment, COALESCE(p.version, 0), r.r, r.f, r.m,
+                  r.recency_days, r.frequency, r.monetary
+           FROM customer_rfm r LEFT JOIN published_segments p USING (customer_id)
+           WHERE r.currency = %s AND p.segment IS DISTINCT FROM r.segment
+           ORDER BY r.customer_id""",
+        (currency,),
+    )
+    changed = cursor.fetchall()
+    if not changed:
+        return 0
+    now = datetime.now(UTC)
+    cursor.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+    rows = []
+    for customer_id, segment, previous, version, r, f, m, recency, frequency, monetary in changed:
+        payload = {
+            "customer_id": customer_id,
+            "segment": segment,
+            "previous_segment": previous,
+            "r_score": r,
+            "f_score": f,
+            "m_score": m,
+            "recency": recency,
+            "frequency": frequency,
+            "monetary": monetary,
+            "currency": currency,
+            "as_of": as_of.isoformat(),
+        }
+        rows.append(
+            (
+                str(uuid.uuid4()),
+                "customer_segment",
+                customer_id,
+                version + 1,
+                "segment.changed",
+                1,
+                json.dumps(payload),
+                "{}",
+                now,
+            )
+        )
+    execute_values(
+        cursor,
+        "INSERT INTO events (event_id, stream_type, stream_id, stream_version, event_type, "
+        "schema_version, payload, metadata, occurred_at) VALUES %s",
+        rows,
+        page_size=1000,
+    )
+    execute_values(
+        cursor,
+        "INSERT INTO published_segments (customer_id, segment, version) VALUES %s "
+        "ON CONFLICT (customer_id) DO UPDATE SET segment = EXCLUDED.segment, "
+        "version = EXCLUDED.version",
+        [(row[2], json.loads(row[6])["segment"], row[3]) for row in rows],
+        page_size=1000,
+    )
+    return len(rows)
