@@ -8,14 +8,11 @@ The caller commits. An append whose stream moved since it was loaded raises
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from services.orders import tables
 from services.orders.domain import Change, Order, Product
 from services.orders.events import (
     ORDER_STREAM,
@@ -24,16 +21,11 @@ from services.orders.events import (
     product_stream_id,
     registry,
 )
+from services.orders.projections import upsert_order, upsert_product
 from shared.errors import NotFound
-from shared.events import RecordedEvent, utcnow
+from shared.events import RecordedEvent
 from shared.eventstore import EventStore
 from shared.sealing import Vault
-
-
-def parse_time(value: str | datetime) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def order_not_found(order_id: str) -> NotFound:
@@ -79,27 +71,7 @@ class Store:
         for event in recorded:
             product.apply(event.type, event.payload)
         if recorded:
-            now = recorded[-1].occurred_at
-            row = {
-                "id": product.id,
-                "sku": product.sku,
-                "name": product.name,
-                "category": product.category,
-                "brand": product.brand,
-                "price": product.price,
-                "currency": product.currency,
-                "active": product.active,
-                "version": product.version,
-                "created_at": now,
-                "updated_at": now,
-            }
-            statement = pg_insert(tables.products).values(**row)
-            self.session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[tables.products.c.id],
-                    set_={k: v for k, v in row.items() if k not in ("id", "created_at")},
-                )
-            )
+            upsert_product(self.session, product, recorded[0].occurred_at, recorded[-1].occurred_at)
         return recorded
 
     # -- orders ------------------------------------------------------------------------------
@@ -127,38 +99,5 @@ class Store:
         return recorded
 
     def _project(self, order: Order, last: RecordedEvent) -> None:
-        now = last.occurred_at or utcnow()
-        row = {
-            "id": order.id,
-            "number": order.number,
-            "customer_id": order.customer_id,
-            "currency": order.currency,
-            "status": order.status,
-            "lines": order.lines,
-            "product_ids": sorted(
-                {line["product_id"] for line in order.lines if line.get("product_id")}
-            ),
-            "subtotal": order.subtotal,
-            "order_discount": order.order_discount,
-            "tax_rate": order.tax_rate,
-            "tax": order.tax,
-            "total": order.total,
-            "paid_amount": order.paid_amount,
-            "ever_paid": order.ever_paid,
-            "source": order.source,
-            "external_id": order.external_id,
-            "delivery_address": order.delivery_address,
-            "notes": order.notes,
-            "placed_at": parse_time(order.placed_at),
-            "created_at": now,
-            "updated_at": now,
-            "version": order.version,
-            "last_position": last.global_position,
-        }
-        statement = pg_insert(tables.orders).values(**row)
-        self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[tables.orders.c.id],
-                set_={k: v for k, v in row.items() if k not in ("id", "created_at")},
-            )
-        )
+        """The order's read-model row (``created_at`` is kept from the first write)."""
+        upsert_order(self.session, order, last.occurred_at, last)

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from services.orders import access, tables
 from services.orders.domain import STATUS_OF_EVENT, Order
-from services.orders.store import Store, parse_time, product_not_found
+from services.orders.projections import parse_time
+from services.orders.store import Store, product_not_found
 from shared.errors import BadRequest
 from shared.events import isoformat
 from shared.sealing import Vault
