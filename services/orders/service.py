@@ -317,15 +317,12 @@ class OrdersService(EventSourcedService):
 
     @timer(interval=CATCH_UP_INTERVAL, eager=True)
     def catch_up(self) -> None:
-        """At start and every 30 s: the customers and payments events live delivery missed."""
-        try:
-            applied = self._catch_up_customers()
-            if applied:
-                log.info("customer replica: %d events caught up", applied)
-        except ServiceUnavailable as exc:
-            log.info("customer replica catch-up postponed: %s", exc)
-        try:
-            applied = catch_up(
+        """At start and every 30 s: the customers and payments events live delivery missed.
+        Each source on its own: one that is down or failing does not hold up the other."""
+        self._catch_up_source("customer replica", self._catch_up_customers)
+        self._catch_up_source(
+            "payments",
+            lambda: catch_up(
                 self.db,
                 PAYMENTS_CONSUMER,
                 "payments",
@@ -333,8 +330,19 @@ class OrdersService(EventSourcedService):
                 lambda session, env: commands.apply_payment_event(
                     Store(session, {"causation_id": env["event_id"]}), env
                 ),
-            )
-            if applied:
-                log.info("payments: %d events caught up", applied)
+            ),
+        )
+
+    def _catch_up_source(self, what: str, run: Callable[[], int]) -> None:
+        try:
+            applied = run()
         except ServiceUnavailable as exc:
-            log.info("payments catch-up postponed: %s", exc)
+            self.db.rollback()
+            log.info("%s catch-up postponed: %s", what, exc)
+            return
+        except Exception:
+            self.db.rollback()
+            log.exception("%s catch-up failed (tried again in %d s)", what, CATCH_UP_INTERVAL)
+            return
+        if applied:
+            log.info("%s: %d events caught up", what, applied)
