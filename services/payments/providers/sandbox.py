@@ -29,6 +29,7 @@ refused.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -39,6 +40,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+import qrcode
+from qrcode.image.svg import SvgPathImage
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -93,6 +96,13 @@ def brand_of(number: str) -> str:
     if number[:2] in ("34", "37"):
         return "amex"
     return "unknown"
+
+
+def qr_data_url(content: str) -> str:
+    """The QR code the customer would scan, as an SVG data URL the UI can show."""
+    image = qrcode.make(content, image_factory=SvgPathImage, box_size=8, border=2)
+    svg = image.to_string(encoding="unicode")
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
 def sign(secret: str, timestamp: int, body: str) -> str:
@@ -255,10 +265,8 @@ class SandboxProvider:
                 next_action = {"type": "confirm"}
         elif payment.method in ("alipay", "wechat_pay"):
             status = "awaiting_scan"
-            next_action = {
-                "type": "qr",
-                "qr_content": f"sandbox://{payment.method}/pay/{reference}",
-            }
+            content = f"sandbox://{payment.method}/pay/{reference}"
+            next_action = {"type": "qr", "qr_content": content, "qr_image": qr_data_url(content)}
         elif payment.method == "bank_transfer":
             status = "awaiting_transfer"
             next_action = {"type": "bank_transfer", "reference": reference, **SANDBOX_BANK}

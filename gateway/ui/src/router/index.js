@@ -1,5 +1,5 @@
 import { createRouter, createWebHistory } from 'vue-router'
-import { House, User, Key, Tickets, Lock, Postcard, ShoppingCart, Goods } from '@element-plus/icons-vue'
+import { House, User, Key, Tickets, Lock, Postcard, ShoppingCart, Goods, Money } from '@element-plus/icons-vue'
 import { session, isAuthenticated } from '../api/session.js'
 import { fetchMe } from '../api/auth.js'
 import { sessionLossReason } from '../api/client.js'
@@ -109,6 +109,22 @@ const routes = [
         name: 'products',
         component: () => import('../views/products/ProductsView.vue'),
         meta: { title: 'nav.products', roles: ORDER_ROLES, nav: { label: 'nav.products', icon: Goods, order: 25 } },
+      },
+      {
+        path: 'payments/reconciliation',
+        name: 'payment-reconciliation',
+        component: () => import('../views/payments/ReconciliationView.vue'),
+        meta: {
+          title: 'nav.reconciliation',
+          roles: ['admin', 'manager'],
+          nav: { label: 'nav.reconciliation', icon: Money, order: 30 },
+        },
+      },
+      {
+        path: 'payments/orders/:orderId',
+        name: 'order-payments',
+        component: () => import('../views/payments/OrderPaymentsView.vue'),
+        meta: { title: 'nav.payments' },
       },
       {
         path: 'users',

@@ -22,6 +22,7 @@ export default {
     orders: 'Orders',
     products: 'Products',
     payments: 'Payments',
+    reconciliation: 'Payment reconciliation',
     analytics: 'Analytics',
   },
   layout: {

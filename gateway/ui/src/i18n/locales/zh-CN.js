@@ -24,6 +24,7 @@ export default {
     orders: '订单管理',
     products: '产品目录',
     payments: '支付管理',
+    reconciliation: '支付对账',
     analytics: '客户信息分析',
   },
   layout: {

@@ -1,0 +1,143 @@
+"""Browser flows of payments: a manager takes payments of an order through the sandbox
+(a card that needs the customer's confirmation, an Alipay QR code scanned in simulation),
+records cash for the rest, refunds part of it after confirming, sees it in Chinese, and opens
+the reconciliation page and its CSV export."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from playwright.sync_api import Page, expect
+from ui_flows import (  # noqa: F401 - fixtures
+    api_as_page_user,
+    browser,
+    create_customer_via_api,
+    live_stack,
+    login,
+    page,
+    switch_language,
+)
+
+
+def _order(page: Page) -> dict:  # noqa: F811
+    customer = create_customer_via_api(
+        page, {"kind": "person", "name": f"付款人 {uuid.uuid4().hex[:6]}", "force": True}
+    )
+    product = api_as_page_user(
+        page,
+        "POST",
+        "/api/v1/products",
+        {
+            "sku": f"UI-PAY-{uuid.uuid4().hex[:8]}",
+            "name": "龙井茶",
+            "price": 5000,
+            "currency": "CNY",
+        },
+    )
+    assert product["status"] == 201, product
+    order = api_as_page_user(
+        page,
+        "POST",
+        "/api/v1/orders",
+        {
+            "customer_id": customer["id"],
+            "lines": [{"product_id": product["body"]["id"], "quantity": 2}],
+        },
+    )
+    assert order["status"] == 201, order
+    return order["body"]
+
+
+def _follow_until(page: Page, status: str) -> None:  # noqa: F811
+    dialog = page.get_by_test_id("payment-follow")
+    expect(dialog.locator(f"[data-status={status}]")).to_be_visible()
+    page.get_by_test_id("payment-follow-close").click()
+    expect(dialog).to_be_hidden()
+
+
+def test_take_confirm_scan_record_and_refund_payments_of_an_order(page: Page, live_stack):  # noqa: F811
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "en")
+    order = _order(page)
+    total = order["total"]
+    page.goto(f"/payments/orders/{order['id']}")
+    panel = page.get_by_test_id("order-payments")
+    expect(panel).to_be_visible()
+    expect(page.get_by_test_id("payments-outstanding")).to_contain_text(f"{total / 100:,.2f}")
+
+    # a sandbox card that needs the customer's confirmation
+    page.get_by_test_id("payments-take").click()
+    dialog = page.get_by_test_id("payment-dialog")
+    expect(dialog.get_by_test_id("sandbox-cards")).to_contain_text("4000 0025 0000 3155")
+    page.get_by_test_id("payment-amount").fill("30.00")
+    page.get_by_test_id("card-number").fill("4000 0025 0000 3155")
+    page.get_by_test_id("card-expiry").fill("12/39")
+    page.get_by_test_id("card-cvc").fill("123")
+    page.get_by_test_id("payment-submit").click()
+    expect(page.get_by_test_id("sandbox-confirm-step")).to_be_visible()
+    page.get_by_test_id("sandbox-confirm").click()
+    _follow_until(page, "captured")
+
+    # an over-payment is refused with words, not a crash
+    page.get_by_test_id("payments-take").click()
+    page.get_by_test_id("payment-method-alipay").click()
+    page.get_by_test_id("payment-amount").fill(f"{total:.2f}")
+    page.get_by_test_id("payment-submit").click()
+    expect(dialog.locator(".el-alert")).to_contain_text("more than the order still needs")
+
+    # Alipay: the sandbox's QR code, scanned in simulation
+    page.get_by_test_id("payment-amount").fill("20.00")
+    page.get_by_test_id("payment-submit").click()
+    qr = page.get_by_test_id("sandbox-qr")
+    expect(qr.locator("img")).to_be_visible()
+    expect(qr).to_contain_text("sandbox://alipay/")
+    page.get_by_test_id("sandbox-scan").click()
+    _follow_until(page, "captured")
+
+    # cash for the rest (the form offers what is outstanding)
+    page.get_by_test_id("payments-record-manual").click()
+    page.get_by_test_id("manual-reference").fill("收据 0042")
+    page.get_by_test_id("manual-submit").click()
+    expect(page.get_by_test_id("payments-outstanding")).to_contain_text("0.00")
+    expect(page.get_by_test_id("payments-take")).to_be_hidden()
+
+    # refund part of the cash, after confirming
+    listed = api_as_page_user(page, "GET", f"/api/v1/payments?order_id={order['id']}")
+    cash = next(p for p in listed["body"]["items"] if p["method"] == "cash")
+    page.get_by_test_id(f"payment-refund-{cash['id']}").click()
+    page.get_by_test_id("refund-partial").click()
+    page.get_by_test_id("refund-amount").fill("5")
+    page.get_by_test_id("refund-reason").fill("少发一件")
+    page.get_by_test_id("refund-submit").click()
+    box = page.locator(".el-message-box")
+    expect(box).to_contain_text("cannot be undone")
+    box.locator(".el-button--primary").click()
+    row = page.get_by_test_id(f"payment-row-{cash['id']}")
+    expect(row.locator("[data-status=partially_refunded]")).to_be_visible()
+    expect(page.get_by_test_id("payments-outstanding")).to_contain_text("5.00")
+
+    # the order followed the payments (the orders service moved it from their events)
+    state = api_as_page_user(page, "GET", f"/api/v1/orders/{order['id']}")
+    assert state["body"]["status"] == "partially_paid", state
+
+    switch_language(page, "zh-CN")
+    expect(panel).to_contain_text("支付管理")
+    expect(row).to_contain_text("部分退款")
+    expect(panel).to_contain_text("现金")
+
+
+def test_manager_reconciles_the_day_and_exports_it(page: Page, live_stack):  # noqa: F811
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "zh-CN")
+    page.get_by_role("menuitem", name="支付对账").click()
+    expect(page).to_have_url(re.compile(r"/payments/reconciliation"))
+    expect(page.get_by_role("heading", name="支付对账")).to_be_visible()
+    expect(page.get_by_test_id("reconciliation-summary")).to_be_visible()
+    table = page.get_by_test_id("reconciliation-table")
+    expect(table.locator("[data-status=matched]").first).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_test_id("reconciliation-export").click()
+    assert download.value.suggested_filename.startswith("reconciliation-")
+    switch_language(page, "en")
+    expect(page.get_by_role("heading", name="Payment reconciliation")).to_be_visible()
