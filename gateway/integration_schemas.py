@@ -212,5 +212,18 @@ class BulkResults(Schema):
     failed = fields.Integer()
 
 
+class BulkOrderItem(Schema):
+    op = fields.String(load_default="place", validate=validate.OneOf(["place"]))
+    data = fields.Dict(required=True, metadata={"description": "As for POST /orders."})
+
+
+class BulkOrders(Schema):
+    items = fields.List(
+        fields.Nested(BulkOrderItem),
+        required=True,
+        validate=validate.Length(min=1, max=BULK_MAX_ITEMS),
+    )
+
+
 CUSTOMER_CREATE = cs.CustomerCreate
 CUSTOMER_CHANGES = cs.CustomerChanges

@@ -1,6 +1,7 @@
-"""Bulk writes for machines: many customers created or edited in one request, each item on its
-own (one failing item does not undo the others), through the customers service's ordinary
-commands, so every rule, duplicate check and event is the same as for one at a time."""
+"""Bulk writes for machines: many customers created or edited, or many orders placed, in one
+request, each item on its own (one failing item does not undo the others), through the
+services' ordinary commands, so every rule, duplicate check and event is the same as for one
+at a time."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from eventlet.greenpool import GreenPool
 from marshmallow import ValidationError
 
 from gateway import integration_schemas as schemas
+from gateway import order_schemas as osch
 from gateway.operations import Context, Reply, op
 from gateway.routes.customers import viewer
+from gateway.routes.orders import _plain
 from shared.errors import BadRequest, CmsError
 
 WRITERS = frozenset({"admin", "manager", "sales"})
@@ -80,5 +83,40 @@ def bulk_customers(ctx: Context) -> Reply:
     results = list(
         pool.imap(lambda pair: _item(ctx, pair[0], pair[1], ctx.body["force"]), enumerate(items))
     )
+    succeeded = sum(1 for r in results if r["status"] < 300)
+    return Reply({"results": results, "succeeded": succeeded, "failed": len(results) - succeeded})
+
+
+def _order(ctx: Context, index: int, item: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {"index": index, "op": item["op"], "id": None}
+    try:
+        try:
+            body = osch.OrderCreate().load(item["data"])
+        except ValidationError as exc:
+            raise BadRequest.for_fields(exc.messages, "the item's data is invalid") from exc
+        data = _plain(body)
+        data["lines"] = [_plain(line) for line in body["lines"]]
+        order = ctx.call("orders", "place_order", actor=ctx.actor, viewer=viewer(ctx), data=data)
+        return {**result, "status": 201, "id": order["id"], "version": order.get("version")}
+    except CmsError as exc:
+        return {**result, "status": exc.status, "version": None, "error": _problem(exc)}
+
+
+@op(
+    "POST",
+    "/orders/bulk",
+    operation_id="bulkOrders",
+    summary="Place many orders",
+    tag="orders",
+    roles=WRITERS,
+    body=schemas.BulkOrders,
+    response=schemas.BulkResults,
+    audit="orders.bulk",
+    resource="order",
+    errors=(400,),
+)
+def bulk_orders(ctx: Context) -> Reply:
+    pool = GreenPool(PARALLEL)
+    results = list(pool.imap(lambda pair: _order(ctx, *pair), enumerate(ctx.body["items"])))
     succeeded = sum(1 for r in results if r["status"] < 300)
     return Reply({"results": results, "succeeded": succeeded, "failed": len(results) - succeeded})

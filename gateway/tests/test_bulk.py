@@ -1,5 +1,6 @@
 """Machines: bulk customer writes with per-item results, and per-API-key rate limits."""
 
+import time
 import uuid
 
 import pytest
@@ -108,3 +109,33 @@ def test_the_bucket_refills_evenly():
     assert limiter.hit("k", now=5) == 0
     limiter.configure(limit=0, window=10)
     assert all(limiter.hit("k", now=0) == 0 for _ in range(10))
+
+
+def test_bulk_places_orders_with_a_result_per_item(api, token):
+    created = api.call("POST", "/api/v1/customers/bulk", token=token, json={"items": [_item()]})
+    customer_id = created.json()["results"][0]["id"]
+    product = api.call(
+        "POST",
+        "/api/v1/products",
+        token=token,
+        json={"sku": f"B-{uuid.uuid4().hex[:8]}", "name": "Tea", "price": 1200, "currency": "CNY"},
+    ).json()
+    lines = [{"product_id": product["id"], "quantity": 2}]
+    good = {"data": {"customer_id": customer_id, "lines": lines}}
+    unknown_customer = {"data": {"customer_id": str(uuid.uuid4()), "lines": lines}}
+    no_lines = {"data": {"customer_id": customer_id, "lines": []}}
+    body = {"items": [good, unknown_customer, no_lines]}
+    deadline = time.monotonic() + 20
+    while True:  # the orders service learns of new customers from their events
+        response = api.call("POST", "/api/v1/orders/bulk", token=token, json=body)
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        if results[0]["status"] != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    placed, missing, bad = results
+    assert placed["status"] == 201, placed
+    order = api.call("GET", f"/api/v1/orders/{placed['id']}", token=token).json()
+    assert order["total"] >= 2400 and order["customer_id"] == customer_id
+    assert missing["status"] == 404
+    assert bad["status"] == 400 and "lines" in bad["error"]["errors"]

@@ -78,6 +78,7 @@ EXPECTED = {
     "revertImport": MANAGERS,
     "readEventFeed": {"admin", "manager", "analyst"},
     "bulkCustomers": WRITERS,
+    "bulkOrders": WRITERS,
     "listWebhooks": ADMIN,
     "createWebhook": ADMIN,
     "getWebhook": ADMIN,
