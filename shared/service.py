@@ -3,6 +3,8 @@ relay, and the two RPCs every service answers (``ping`` and ``read_events``)."""
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -44,7 +46,12 @@ class EventSourcedService:
     def ping(self) -> dict[str, Any]:
         """Answers when the service is up and its database reachable."""
         position = EventStore(self.db).last_position()
-        return {"service": self.name, "status": "ok", "last_position": position}
+        return {
+            "service": self.name,
+            "status": "ok",
+            "last_position": position,
+            "process": f"{socket.gethostname()}:{os.getpid()}",  # which of N processes answered
+        }
 
     @rpc
     def read_events(
