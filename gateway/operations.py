@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError
@@ -211,14 +212,41 @@ registry = Registry()
 op = registry.op
 
 
+def _normalised(value: Any, path: tuple, errors: dict) -> Any:
+    """``value`` with every time in UTC; a string holding a NUL character (which no
+    PostgreSQL text can hold) is an error of its field, nested as marshmallow nests them."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            node = errors
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node.setdefault(path[-1] if path else "_schema", []).append(
+                "Must not contain NUL characters."
+            )
+        return value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value
+    if isinstance(value, dict):
+        return {key: _normalised(item, (*path, key), errors) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_normalised(item, (*path, i), errors) for i, item in enumerate(value)]
+    return value
+
+
 def load(schema: type[Schema] | None, data: Any, where: str) -> dict[str, Any]:
+    """``data`` validated by ``schema``: a 400 naming each bad field, times in UTC."""
     if schema is None:
         return {}
     try:
-        return schema().load(data)
+        loaded = schema().load(data)
     except ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {where: exc.messages}
         raise BadRequest.for_fields(messages, f"the {where} is invalid") from exc
+    errors: dict = {}
+    loaded = _normalised(loaded, (), errors)
+    if errors:
+        raise BadRequest.for_fields(errors, f"the {where} is invalid")
+    return loaded
 
 
 def parse_json_body(request: Request) -> Any:

@@ -225,3 +225,15 @@ def test_after_erasure_no_personal_value_is_left_in_any_schema(api, staff, cms_s
                     found.append(f"{schema}.{table} holds {value!r}")
     engine.dispose()
     assert not found, found
+
+
+def test_nul_characters_are_a_field_error_and_times_any_offset(api, staff):
+    token = staff["manager"]["token"]
+    response = api.call("GET", "/api/v1/customers?q=a%00b", token=token)
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"q": ["Must not contain NUL characters."]}
+    far = "0458-12-03T00:30:15+20:51"  # an offset PostgreSQL itself would refuse
+    response = api.call(
+        "GET", "/api/v1/customers", token=token, params={"created_from": far, "limit": 1}
+    )
+    assert response.status_code == 200, response.text
