@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from eventlet.semaphore import Semaphore
 from nameko.dependency_providers import Config
 from nameko.events import SERVICE_POOL, event_handler
 from nameko.rpc import rpc
@@ -21,7 +22,7 @@ from services.webhooks.endpoints import Endpoints
 from services.webhooks.ingest import behind, ingest
 from services.webhooks.schemas import DeliveryQuery, EndpointChanges, EndpointCreate
 from shared.config import SERVICES
-from shared.errors import CmsError, Forbidden
+from shared.errors import CmsError, Forbidden, ServiceUnavailable
 from shared.rpc import Rpc
 from shared.service import EventSourcedService, load_rpc_payload
 
@@ -31,6 +32,8 @@ NAME = "webhooks"
 #: Every service whose events may be delivered.
 SOURCES = tuple(service for service in SERVICES if service != NAME)
 READ_TIMEOUT = 30.0
+#: One catch-up per source at a time in this process.
+_catching_up = {source: Semaphore() for source in SOURCES}
 
 #: Errors meant for the caller (``CmsError``) are expected: nameko logs them as warnings.
 api = rpc(expected_exceptions=(CmsError,))
@@ -81,9 +84,19 @@ class WebhooksService(EventSourcedService):
         return fetch
 
     def on_event(self, source: str, envelope: dict[str, Any]) -> None:
-        if not behind(self.db, source, int(envelope.get("position") or 0)):
-            return
-        if ingest(self.db, source, self._fetch(source)):
+        """A live message only says that ``source`` has something new: catch up on it (one
+        catch-up per source at a time in this process; the others find it done). If the
+        source does not answer, the periodic catch-up will bring the event."""
+        position = int(envelope.get("position") or 0)
+        with _catching_up[source]:
+            if not behind(self.db, source, position):
+                return
+            try:
+                created = ingest(self.db, source, self._fetch(source))
+            except ServiceUnavailable as exc:
+                log.warning("webhooks could not catch up on %s now: %s", source, exc)
+                return
+        if created:
             self.deliverer.wake()
 
     @timer(interval=webhook_config.load().catch_up_interval, eager=True)
@@ -93,7 +106,8 @@ class WebhooksService(EventSourcedService):
         created = 0
         for source in SOURCES:
             try:
-                created += ingest(self.db, source, self._fetch(source))
+                with _catching_up[source]:
+                    created += ingest(self.db, source, self._fetch(source))
             except CmsError as exc:
                 log.warning("webhooks could not catch up on %s: %s", source, exc)
         if created:
