@@ -41,7 +41,7 @@ class ProductChanges(Schema):
     @validates_schema
     def not_empty(self, data, **kwargs):
         if not data:
-            raise ValidationError("OrderChange at least one field.", "_schema")
+            raise ValidationError("Change at least one field.", "_schema")
 
 
 class Product(Schema):
@@ -125,7 +125,7 @@ class OrderChanges(Schema):
     @validates_schema
     def not_empty(self, data, **kwargs):
         if not data:
-            raise ValidationError("OrderChange at least one field.", "_schema")
+            raise ValidationError("Change at least one field.", "_schema")
         if ("order_discount" in data or "tax_rate" in data) and "lines" not in data:
             raise ValidationError("Send the lines with the discount or tax rate.", "lines")
 
