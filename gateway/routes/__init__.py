@@ -2,6 +2,7 @@
 
 from gateway.routes import (  # noqa: F401
     admin,
+    analytics,
     auth,
     bulk,
     customer_imports,

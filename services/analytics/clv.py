@@ -91,15 +91,22 @@ def bgnbd_log_likelihood(params, x, t_x, T, weights=None) -> float:
     return float(np.sum(ll if weights is None else ll * weights))
 
 
+#: Bounds of the log-parameters: a model whose heterogeneity vanishes (r, alpha -> infinity, as
+#: happens on small or very regular data) stops at the boundary instead of overflowing.
+LOG_BOUND = 12.0
+
+
 def _fit(negative_ll, start: np.ndarray) -> np.ndarray:
+    bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
     with np.errstate(all="ignore"):
         first = optimize.minimize(
             negative_ll,
             np.log(start),
             method="Nelder-Mead",
+            bounds=bounds,
             options={"maxiter": 4000, "xatol": 1e-7, "fatol": 1e-9},
         )
-        second = optimize.minimize(negative_ll, first.x, method="L-BFGS-B")
+        second = optimize.minimize(negative_ll, first.x, method="L-BFGS-B", bounds=bounds)
     best = second if second.fun <= first.fun else first
     return np.exp(best.x)
 
@@ -205,6 +212,8 @@ def fit_and_predict(summary: Summary, horizon: float, value_scale: float = 100.0
     alive = p_alive(bg, summary.x, summary.t_x, summary.T)
     spend = expected_spend(gg, summary.x, summary.m / value_scale) * value_scale
     value = purchases * spend
+    if not (np.all(np.isfinite(value)) and np.all(np.isfinite(alive))):
+        raise ValueError("the models did not converge on this data")
     return {
         "bgnbd": bg,
         "gamma_gamma": {**gg, "v": gg["v"] * value_scale, "v_major_units": gg["v"]},

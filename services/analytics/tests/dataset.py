@@ -22,7 +22,9 @@ def _iso(moment: datetime) -> str:
 
 
 class Generator:
-    def __init__(self, seed: int = 7, customers: int = 250, orders: int = 1000):
+    def __init__(self, seed: int = 7, customers: int = 250, orders: int = 1000, existing=None):
+        """``existing``: customer ids that exist already (their orders and payments only)."""
+        self.existing = list(existing or [])
         self.rng = random.Random(seed)
         self.events: dict[str, list[dict[str, Any]]] = {
             "customers": [],
@@ -57,8 +59,11 @@ class Generator:
 
     def build(self) -> dict[str, list[dict[str, Any]]]:
         rng = self.rng
-        customers = []
-        for _ in range(self.customer_count):
+        customers = [
+            (customer_id, START + timedelta(seconds=rng.uniform(0, 400 * 86400)))
+            for customer_id in self.existing
+        ]
+        for _ in range(0 if self.existing else self.customer_count):
             customer_id = self.uid()
             registered = START + timedelta(seconds=rng.uniform(0, 400 * 86400))
             customers.append((customer_id, registered))
@@ -95,7 +100,7 @@ class Generator:
             customer_id, registered = rng.choice(customers)
             self.order(customer_id, registered, products)
         # merges: a few customers absorbed by others, one of them undone
-        for index in range(6):
+        for index in range(0 if self.existing else 6):
             (source_id, _), (target_id, _) = rng.sample(customers, 2)
             at = END - timedelta(days=20 - index)
             merge_id = self.uid()
@@ -134,7 +139,7 @@ class Generator:
                     {"customer_id": source_id, **payload},
                     later,
                 )
-        for customer_id, _ in rng.sample(customers, 5):
+        for customer_id, _ in rng.sample(customers, 0 if self.existing else 5):
             self.emit(
                 "customers",
                 "customer",
