@@ -352,3 +352,33 @@ def test_read_models_rebuilt_from_the_log_are_the_same(
         session.commit()
     assert replayed > 0
     assert after == before
+
+
+def test_payments_missed_live_are_caught_up_once(orders, customer, tea, place, service_engine):
+    """Catch-up through payments' read_events (here a list of contract-shaped envelopes) applies
+    what live delivery missed; running it again, or a late live delivery, changes nothing."""
+    from sqlalchemy.orm import Session
+
+    from services.orders import commands
+    from services.orders.store import Store
+    from shared.consumer import apply_once, catch_up
+
+    # a consumer of its own: the service's real cursor on payments stays where it is
+    consumer = f"orders.payments.test-{uuid.uuid4().hex[:8]}"
+    order = place(customer["id"], (tea, 1))
+    log = [payment_envelope(order, amount=999), payment_envelope(order, amount=1000)]
+    for position, envelope in enumerate(log, start=1):
+        envelope["position"] = position
+
+    def fetch(after, limit):
+        return [e for e in log if e["position"] > after][:limit]
+
+    def apply(session, envelope):
+        commands.apply_payment_event(Store(session), envelope)
+
+    with Session(service_engine("orders")) as session:
+        assert catch_up(session, consumer, "payments", fetch, apply) == 2
+        assert catch_up(session, consumer, "payments", fetch, apply) == 0
+        assert not apply_once(session, consumer, log[0], apply)
+    state = orders.get_order(order_id=order["id"])
+    assert (state["status"], state["paid_amount"]) == ("paid", 1999)
