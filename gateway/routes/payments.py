@@ -64,29 +64,28 @@ def idempotency(ctx: Context, operation: str) -> dict[str, str] | None:
     return {"key": key, "hash": hmac.new(secret, material.encode(), hashlib.sha256).hexdigest()}
 
 
-def _check_visible(ctx: Context, customer_id: str | None) -> None:
-    """Sales see only the payments of their own customers (the customers service decides)."""
-    if ctx.principal.role != "sales" or not customer_id:
+def _check_order_visible(ctx: Context, order_id: str, resource: str = "order") -> None:
+    """Sales see only the payments of their own customers' orders: the orders service says
+    whether the caller may see the order (one RPC, for the sales role only)."""
+    if ctx.principal.role != "sales":
         return
     viewer = {"id": ctx.principal.id, "role": "sales", "kind": ctx.principal.kind}
     try:
-        ctx.call("customers", "get_customer", viewer=viewer, customer_id=customer_id)
+        ctx.call("orders", "get_order", order_id=order_id, viewer=viewer)
     except CmsError as exc:
         if exc.status in (403, 404):
-            raise NotFound("not found", {"resource_type": "payment"}) from exc
+            raise NotFound(f"{resource} not found", {"resource_type": resource}) from exc
         raise
 
 
 def _payment(ctx: Context) -> dict[str, Any]:
     payment = ctx.call("payments", "get_payment", payment_id=ctx.path["payment_id"])
-    _check_visible(ctx, payment.get("customer_id"))
+    _check_order_visible(ctx, payment["order_id"], "payment")
     return payment
 
 
 def _order_customer(ctx: Context, order_id: str) -> None:
-    if ctx.principal.role == "sales":
-        balance = ctx.call("payments", "order_balance", order_id=order_id)
-        _check_visible(ctx, (balance or {}).get("customer_id"))
+    _check_order_visible(ctx, order_id)
 
 
 def _created(payment: dict[str, Any]) -> Reply:

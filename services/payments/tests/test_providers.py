@@ -122,3 +122,25 @@ def test_webhook_signatures_and_the_replay_window(providers):
     ):
         with pytest.raises(Unauthorized):
             sandbox.parse_webhook({SIGNATURE_HEADER: header}, body, NOW)
+
+
+def test_the_failure_rate_and_latency_are_configurable(service_engine):
+    config = load_config({"PAYMENTS": {"SANDBOX_FAILURE_RATE": 1.0, "SANDBOX_LATENCY_MS": 60000}})
+    sandbox = build_providers(config)["sandbox"]
+    card = {"number": "4242424242424242", "exp_month": 1, "exp_year": NOW.year + 1, "cvc": "321"}
+    with service_engine("payments").connect() as conn:
+        trans = conn.begin()
+        result = sandbox.start(conn, _payment(), {"card": card}, NOW)
+        webhook = conn.execute(
+            text(
+                "SELECT body, deliver_after, ledger_status FROM sandbox_webhooks "
+                "WHERE charge_reference = :r"
+            ),
+            {"r": result.reference},
+        ).one()
+        assert webhook.ledger_status == "declined"
+        assert json.loads(webhook.body)["data"]["failure_reason"] == "processing_error"
+        assert (webhook.deliver_after - NOW).total_seconds() == pytest.approx(60, abs=1)
+        trans.rollback()
+    with pytest.raises(ValueError):
+        load_config({"PAYMENTS": {"SANDBOX_FAILURE_RATE": 2}})
