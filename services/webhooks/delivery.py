@@ -27,7 +27,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from services.webhooks import signing
+from services.webhooks import secret_store, signing
 from services.webhooks.config import WebhookSettings, load
 from shared.db import create_service_engine, service_database_url
 
@@ -176,8 +176,9 @@ class Deliverer(DependencyProvider):
         if endpoint is None:
             return
         started = time.monotonic()
+        secret = secret_store.open_(endpoint.secret, str(row.endpoint_id))
         status_code, error = send(
-            endpoint.url, endpoint.secret, str(row.id), row.envelope, self.settings.timeout
+            endpoint.url, secret, str(row.id), row.envelope, self.settings.timeout
         )
         duration = int((time.monotonic() - started) * 1000)
         succeeded = status_code is not None and 200 <= status_code < 300

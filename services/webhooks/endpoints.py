@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from services.webhooks import secret_store
 from services.webhooks.config import WebhookSettings
 from shared.errors import BadRequest, ConcurrencyError, NotFound
 from shared.events import isoformat
@@ -70,7 +71,7 @@ def endpoint_view(row: Any) -> dict[str, Any]:
         "paused_at": _time(row.paused_at),
         "paused_reason": row.paused_reason,
         "consecutive_failures": row.consecutive_failures,
-        "secret_hint": "…" + row.secret[-4:],
+        "secret_hint": "…" + secret_store.open_(row.secret, str(row.id))[-4:],
         "version": row.version,
         "created_by": row.created_by,
         "created_at": _time(row.created_at),
@@ -118,6 +119,7 @@ class Endpoints:
 
     def create(self, actor: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
         secret = data.get("secret") or "whsec_" + secrets.token_urlsafe(32)
+        endpoint_id = uuid.uuid4()
         row = self.session.execute(
             text(
                 "INSERT INTO endpoints (id, url, description, event_types, fields, secret, "
@@ -125,12 +127,12 @@ class Endpoints:
                 ":secret, :active, :created_by) RETURNING *"
             ),
             {
-                "id": uuid.uuid4(),
+                "id": endpoint_id,
                 "url": check_url(data["url"], self.settings),
                 "description": data.get("description") or "",
                 "event_types": sorted(set(data["event_types"])),
                 "fields": sorted(set(data["fields"])) if data.get("fields") else None,
-                "secret": secret,
+                "secret": secret_store.seal(secret, str(endpoint_id)),
                 "active": data.get("active", True),
                 "created_by": actor.get("id"),
             },
@@ -158,6 +160,8 @@ class Endpoints:
             values["event_types"] = sorted(set(values["event_types"]))
         if "fields" in values:
             values["fields"] = sorted(set(values["fields"])) if values["fields"] else None
+        if "secret" in values:
+            values["secret"] = secret_store.seal(values["secret"], str(row.id))
         assignments = ", ".join(f"{name} = :{name}" for name in UPDATABLE if name in values)
         if values.get("active") is True and not row.active:
             assignments += ", paused_at = NULL, paused_reason = NULL, consecutive_failures = 0"

@@ -80,3 +80,15 @@ def test_urls(url, loopback_allowed, ok):
     else:
         with pytest.raises(BadRequest):
             check_url(url, settings)
+
+
+def test_secrets_at_rest_are_sealed_to_their_endpoint():
+    from services.webhooks import secret_store
+    from shared.errors import ServiceUnavailable
+
+    stored = secret_store.seal("whsec_abc", "endpoint-1", master="k1")
+    assert "whsec_abc" not in stored and stored.startswith("v1:")
+    assert secret_store.open_(stored, "endpoint-1", master="k1") == "whsec_abc"
+    for endpoint, master in (("endpoint-2", "k1"), ("endpoint-1", "k2")):
+        with pytest.raises(ServiceUnavailable):
+            secret_store.open_(stored, endpoint, master=master)
