@@ -377,6 +377,12 @@ def cmd_restore(args: argparse.Namespace) -> None:
             print(f"{service}: read models rebuilt from {count} events")
 
 
+def cmd_analytics(args: argparse.Namespace) -> None:
+    from services.analytics import rebuild
+
+    raise SystemExit(rebuild.main(["--quiet"] if args.quiet else []))
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     from shared import serve
 
@@ -413,6 +419,9 @@ def main(argv: list[str] | None = None) -> None:
     restoring.add_argument(
         "--rebuild", action="store_true", help="then replay the events into the read models"
     )
+    analytics = sub.add_parser("analytics", help="analytics projections")
+    analytics.add_argument("action", choices=("rebuild",), help="rebuild from every event")
+    analytics.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logs.configure("cms", os.environ.get("CMS_LOG_LEVEL", "WARNING").upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -427,6 +436,7 @@ def main(argv: list[str] | None = None) -> None:
         "backup": cmd_backup,
         "restore": cmd_restore,
         "import-orders": cmd_import_orders,
+        "analytics": cmd_analytics,
     }
     commands[args.command](args)
 

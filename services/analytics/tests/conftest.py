@@ -61,6 +61,7 @@ def world_config(cms_settings, nameko_config):
     provision(current, services=[*SOURCES, "analytics"])
     config = dict(nameko_config)
     config["AMQP_URI"] = amqp
+    config["CMS_TEST_DATABASE_URL"] = current.database_url
     config["DB_URIS"] = {
         **nameko_config["DB_URIS"],
         **{name: current.service_url(name) for name in (*SOURCES, "analytics")},

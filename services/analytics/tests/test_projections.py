@@ -288,3 +288,35 @@ def test_segment_changes_are_published_once(segmented, cluster, reference):
     cluster.analytics.refresh_segments(as_of=segmented.isoformat())
     again = cluster.analytics.read_events(after_position=0, limit=1000, types=["segment.changed"])
     assert len(again) == len(events)  # nothing changed, nothing published
+
+
+def test_cms_analytics_rebuild_on_the_command_line(live, engines, world_config, segmented):
+    """``cms analytics rebuild`` in a process of its own, against the running sources: a
+    progress bar on the terminal, and the projections equal to what they were."""
+    import os
+    import subprocess
+    import sys
+
+    engine = engines["analytics"]
+    with engine.begin() as connection:  # the command scores as of today
+        connection.exec_driver_sql("DELETE FROM customer_rfm")
+    before = _dump(engine)
+    env = dict(
+        os.environ,
+        CMS_DATABASE_URL=world_config["CMS_TEST_DATABASE_URL"],
+        CMS_AMQP_URI=world_config["AMQP_URI"],
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", "from shared.cli import main; main()", "analytics", "rebuild"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "[########################################]" in done.stderr
+    assert "analytics projections rebuilt from" in done.stdout
+    after = _dump(engine)
+    assert len(after.pop("customer_rfm")) > 0
+    before.pop("customer_rfm")
+    assert after == before
