@@ -294,9 +294,11 @@ def object_schema(schema: Schema) -> dict[str, Any]:
     return result
 
 
-def envelope_schema(event: EventVersion) -> dict[str, Any]:
+def envelope_schema(event: EventVersion, deprecated: bool = False) -> dict[str, Any]:
     """The JSON Schema of a whole message of one event type and version."""
+    extra = {"deprecated": True} if deprecated else {}
     return {
+        **extra,
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": f"{SCHEMA_ID_BASE}{event.key}.json",
         "title": f"{event.type} v{event.version}",
@@ -626,9 +628,20 @@ def render_markdown(events: list[EventVersion], schemas: Mapping[str, Any]) -> s
         lines += [f"### {source} — exchange `{source}.events`", ""]
         for event in items:
             payload = schemas[event.key]["properties"]["payload"]
+            newer = [e.version for e in items if e.type == event.type and e.version > event.version]
+            deprecation = (
+                [
+                    f"**Deprecated**: v{max(newer)} replaces it; both are published for at least "
+                    f"{DEPRECATION_DAYS} days after v{max(newer)} was released.",
+                    "",
+                ]
+                if newer
+                else []
+            )
             lines += [
                 f"#### {event.type} v{event.version}",
                 "",
+                *deprecation,
                 event.description or "(no description)",
                 "",
                 f"Routing key `{event.type}` on `{event.exchange}`; schema "
@@ -753,7 +766,7 @@ def _dump_json(value: Any) -> str:
 def generate(services: Iterable[str] = SERVICES) -> dict[Path, str]:
     """Every catalogue file by path, as the code says it should be."""
     events = event_versions(services)
-    schemas = {event.key: envelope_schema(event) for event in events}
+    schemas = _schemas(events)
     files = {
         DOCS / "events.md": render_markdown(events, schemas),
         DOCS / "asyncapi.yaml": render_asyncapi(events, schemas),
@@ -763,8 +776,19 @@ def generate(services: Iterable[str] = SERVICES) -> dict[Path, str]:
     return files
 
 
+def _schemas(events: list[EventVersion]) -> dict[str, dict[str, Any]]:
+    """Every event version's schema; ``deprecated`` where a newer version of the type exists."""
+    latest: dict[str, int] = {}
+    for event in events:
+        latest[event.type] = max(latest.get(event.type, 0), event.version)
+    return {
+        event.key: envelope_schema(event, deprecated=event.version < latest[event.type])
+        for event in events
+    }
+
+
 def current_schemas(services: Iterable[str] = SERVICES) -> dict[str, dict[str, Any]]:
-    return {event.key: envelope_schema(event) for event in event_versions(services)}
+    return _schemas(event_versions(services))
 
 
 def drift(files: Mapping[Path, str] | None = None) -> list[str]:

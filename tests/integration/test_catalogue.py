@@ -128,3 +128,24 @@ def test_removing_a_published_version_needs_it_retired():
     del current["customer.tagged.v1"]
     problems = catalogue.compatibility_problems(published, current)
     assert problems and problems[0].startswith("customer.tagged.v1: a published event version")
+
+
+def test_a_superseded_version_is_marked_deprecated_with_its_period():
+    class V1(Schema):
+        demo_id = fields.UUID(required=True)
+
+    class V2(Schema):
+        demo_id = fields.String(required=True)
+
+    registry = EventRegistry("demo")
+    registry.register("demo.happened", 1, "Old.")(V1)
+    registry.register("demo.happened", 2, "New.")(V2)
+    events = [
+        catalogue.EventVersion("users", "demo.happened", v, "", registry.schema("demo.happened", v))
+        for v in (1, 2)
+    ]
+    schemas = catalogue._schemas(events)
+    assert schemas["demo.happened.v1"]["deprecated"] is True
+    assert "deprecated" not in schemas["demo.happened.v2"]
+    text = catalogue.render_markdown(events, schemas)
+    assert f"both are published for at least {catalogue.DEPRECATION_DAYS} days" in text
