@@ -553,3 +553,41 @@ def test_sales_reach_only_the_payments_of_their_own_customers_orders(api, tokens
     scan = api.call("POST", f"{BASE}/{payment_id}/sandbox-scan", token=tokens["sales"])
     assert scan.status_code == 404
     assert get(api, tokens["manager"], payment_id)["status"] == "pending"
+
+
+def test_the_order_replica_catches_up_through_orders_read_events(
+    api, tokens, customer, nameko_config, admin_engine
+):
+    product = api.call(
+        "POST",
+        "/api/v1/products",
+        token=tokens["admin"],
+        json={"sku": f"CU-{uuid.uuid4().hex[:8]}", "name": "Pot", "price": 1200, "currency": "CNY"},
+    ).json()
+    placed = api.call(
+        "POST",
+        "/api/v1/orders",
+        token=tokens["sales"],
+        json={"customer_id": customer, "lines": [{"product_id": product["id"], "quantity": 1}]},
+    ).json()
+    order = {"order_id": placed["id"]}
+    wait_for(lambda: balance(api, tokens["manager"], order))  # live, from orders.events
+    # as if the payments service had never seen the order's events
+    with admin_engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM payments.order_replica WHERE order_id = :id"), {"id": placed["id"]}
+        )
+        conn.execute(
+            text(
+                "DELETE FROM payments.processed_events WHERE event_id IN "
+                "(SELECT event_id FROM orders.events WHERE stream_id = :id)"
+            ),
+            {"id": placed["id"]},
+        )
+        conn.execute(text("UPDATE payments.consumer_positions SET position = 0"))
+    assert balance(api, tokens["manager"], order) is None
+    with ClusterRpcProxy(nameko_config, timeout=15) as cluster:
+        assert cluster.payments.catch_up_order_replica()["applied"] == 1
+        assert cluster.payments.catch_up_order_replica()["applied"] == 0
+    caught = balance(api, tokens["manager"], order)
+    assert (caught["total"], caught["customer_id"], caught["outstanding"]) == (1200, customer, 1200)

@@ -452,7 +452,10 @@ class PaymentCommands:
         if kind == "order.placed":
             self.upsert_order({**payload, "status": "placed"}, version)
             return
-        order = self.lock_order(order_id)
+        try:
+            order = self.lock_order(order_id)
+        except NotFound:
+            return  # an order the orders service does not have: nothing of it to follow
         if order.source_version >= version > 0:
             return  # the replica already reflects a newer state of the order
         if kind == "order.lines_changed":

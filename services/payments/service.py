@@ -309,20 +309,33 @@ class PaymentsService(EventSourcedService):
         self.courier.wake()
         return {"applied": applied}
 
-    @timer(interval=CATCH_UP_INTERVAL, eager=True)
-    def catch_up_orders(self) -> None:
-        """Whatever live delivery missed (a queue not yet bound, the service away)."""
-
+    def _catch_up(self) -> int:
         def fetch(after: int, limit: int):
             return self.rpc_client.call(
                 "orders", "read_events", after_position=after, limit=limit, types=list(ORDER_EVENTS)
             )
 
+        applied = catch_up(self.db, ORDERS_CONSUMER, "orders", fetch, self._apply_order_event)
+        self.courier.wake()
+        return applied
+
+    @timer(interval=CATCH_UP_INTERVAL, eager=True)
+    def catch_up_orders(self) -> None:
+        """Whatever live delivery missed (a queue not yet bound, the service away)."""
         try:
-            catch_up(self.db, ORDERS_CONSUMER, "orders", fetch, self._apply_order_event)
+            self._catch_up()
         except ServiceUnavailable as exc:
             self.db.rollback()
             log.info("order catch-up skipped: %s", exc)
         except Exception:
             self.db.rollback()
             log.exception("order catch-up failed")
+
+    @api
+    def catch_up_order_replica(self) -> dict[str, int]:
+        """Catch up on the orders service's events now (operations; what the timer does)."""
+        try:
+            return {"applied": self._catch_up()}
+        except Exception:
+            self.db.rollback()
+            raise
