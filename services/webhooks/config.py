@@ -18,6 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "POLL_INTERVAL": 1.0,  # seconds between looks for due deliveries when idle
     "CATCH_UP_INTERVAL": 30.0,  # seconds between catch-ups through read_events
     "ALLOW_HTTP_LOOPBACK": False,  # http://127.0.0.1 endpoints (development and tests only)
+    "LOG_DAYS": 30,  # delivered deliveries are kept this long in the log (failed ones for ever)
 }
 
 
@@ -32,6 +33,7 @@ class WebhookSettings:
     poll_interval: float
     catch_up_interval: float
     allow_http_loopback: bool
+    log_days: int
 
     def backoff(self, failures: int) -> float:
         """Seconds to wait after the ``failures``-th failed attempt: base, 2·base, 4·base, …
@@ -64,4 +66,5 @@ def load(config: Mapping[str, Any] | None = None) -> WebhookSettings:
         poll_interval=float(_raw(config, "POLL_INTERVAL")),
         catch_up_interval=float(_raw(config, "CATCH_UP_INTERVAL")),
         allow_http_loopback=_bool(_raw(config, "ALLOW_HTTP_LOOPBACK")),
+        log_days=int(_raw(config, "LOG_DAYS")),
     )

@@ -282,3 +282,17 @@ class Endpoints:
         ).one()
         self.session.commit()
         return delivery_view(updated)
+
+
+def purge_delivered(session: Session, days: int) -> int:
+    """Forget deliveries that succeeded more than ``days`` ago (with their attempts); pending
+    and failed ones stay until they are delivered or their endpoint is deleted."""
+    result = session.execute(
+        text(
+            "DELETE FROM deliveries WHERE status = 'delivered' "
+            "AND delivered_at < now() - make_interval(days => :days)"
+        ),
+        {"days": days},
+    )
+    session.commit()
+    return result.rowcount or 0

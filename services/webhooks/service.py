@@ -18,7 +18,7 @@ from nameko.timer import timer
 
 from services.webhooks import config as webhook_config
 from services.webhooks.delivery import Deliverer
-from services.webhooks.endpoints import Endpoints
+from services.webhooks.endpoints import Endpoints, purge_delivered
 from services.webhooks.ingest import behind, ingest
 from services.webhooks.schemas import DeliveryQuery, EndpointChanges, EndpointCreate
 from shared.config import SERVICES
@@ -112,6 +112,13 @@ class WebhooksService(EventSourcedService):
                 log.warning("webhooks could not catch up on %s: %s", source, exc)
         if created:
             self.deliverer.wake()
+
+    @timer(interval=3600)
+    def housekeeping(self) -> None:
+        """Hourly: the delivery log forgets deliveries that succeeded ``LOG_DAYS`` ago."""
+        purged = purge_delivered(self.db, self._settings().log_days)
+        if purged:
+            log.info("webhooks purged %d delivered deliveries from the log", purged)
 
     # -- endpoints -------------------------------------------------------------------------------
 
