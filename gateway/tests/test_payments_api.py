@@ -591,3 +591,42 @@ def test_the_order_replica_catches_up_through_orders_read_events(
         assert cluster.payments.catch_up_order_replica()["applied"] == 0
     caught = balance(api, tokens["manager"], order)
     assert (caught["total"], caught["customer_id"], caught["outstanding"]) == (1200, customer, 1200)
+
+
+def test_cancelling_a_paid_order_refunds_its_payments(api, tokens, customer):
+    """With the real orders service: its order.cancelled reaches the payments service, which
+    cancels the open payment and refunds the captured one."""
+    product = api.call(
+        "POST",
+        "/api/v1/products",
+        token=tokens["admin"],
+        json={
+            "sku": f"CX-{uuid.uuid4().hex[:8]}",
+            "name": "Tray",
+            "price": 3000,
+            "currency": "CNY",
+        },
+    ).json()
+    placed = api.call(
+        "POST",
+        "/api/v1/orders",
+        token=tokens["sales"],
+        json={"customer_id": customer, "lines": [{"product_id": product["id"], "quantity": 1}]},
+    ).json()
+    order = {"order_id": placed["id"]}
+    captured = pay(api, tokens["sales"], order, 2000).json()
+    settled(api, tokens["sales"], captured["id"])
+    waiting = pay(api, tokens["sales"], order, 1000, method="wechat_pay").json()
+    cancelled = api.call(
+        "POST",
+        f"/api/v1/orders/{order['order_id']}/cancel",
+        token=tokens["sales"],
+        json={"reason": "customer changed their mind"},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    refunded = settled(api, tokens["sales"], captured["id"], "refunded")
+    assert refunded["refunds"][0]["reason"] == "order_cancelled"
+    assert get(api, tokens["sales"], waiting["id"])["status"] == "cancelled"
+    final = api.call("GET", f"/api/v1/orders/{order['order_id']}", token=tokens["sales"]).json()
+    assert final["status"] == "cancelled"
+    assert pay(api, tokens["sales"], order, 100).status_code == 422
