@@ -1,5 +1,5 @@
 import { createRouter, createWebHistory } from 'vue-router'
-import { House, User, Key, Tickets, Lock, Postcard, ShoppingCart, Goods, Money } from '@element-plus/icons-vue'
+import { House, User, Key, Tickets, Lock, Postcard, ShoppingCart, Goods, Money, DataAnalysis } from '@element-plus/icons-vue'
 import { session, isAuthenticated } from '../api/session.js'
 import { fetchMe } from '../api/auth.js'
 import { sessionLossReason } from '../api/client.js'
@@ -125,6 +125,16 @@ const routes = [
         name: 'order-payments',
         component: () => import('../views/payments/OrderPaymentsView.vue'),
         meta: { title: 'nav.payments' },
+      },
+      {
+        path: 'analytics',
+        name: 'analytics',
+        component: () => import('../views/analytics/AnalyticsView.vue'),
+        meta: {
+          title: 'nav.analytics',
+          roles: ['admin', 'manager', 'analyst'],
+          nav: { label: 'nav.analytics', icon: DataAnalysis, order: 40 },
+        },
       },
       {
         path: 'users',
