@@ -231,6 +231,20 @@ def test_fifty_concurrent_requests_with_one_key_make_one_payment(
     assert other.json()["code"] == "idempotency_key_reused"
     again = pay(api, tokens["manager"], order, 9000, key=key)
     assert again.status_code == 201 and again.json()["id"] == responses[0].json()["id"]
+    # a key is kept 24 hours: after that it is a new key
+    with admin_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE payments.idempotency_keys SET created_at = now() - interval '25 hours' "
+                "WHERE key = :key"
+            ),
+            {"key": key},
+        )
+    settled(api, tokens["manager"], again.json()["id"])
+    url = f"{BASE}/{again.json()['id']}/refunds"
+    assert api.call("POST", url, token=tokens["manager"], json={}).status_code == 201
+    fresh = pay(api, tokens["manager"], order, 8999, key=key)
+    assert fresh.status_code == 201 and fresh.json()["id"] != again.json()["id"]
 
 
 def test_refunds_never_exceed_what_was_captured(api, tokens, nameko_config, customer, admin_engine):
