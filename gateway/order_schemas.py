@@ -219,6 +219,10 @@ class OrderQuery(Schema):
     currency = fields.String(validate=CURRENCY)
     product_id = fields.UUID()
     q = _text(100, metadata={"description": "an order number or external id"})
+    sort = fields.String(
+        load_default="-placed_at",
+        validate=validate.OneOf(["-placed_at", "placed_at", "-total", "total"]),
+    )
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = _text(500)
 

@@ -248,6 +248,10 @@ def test_list_filters_and_pages(api, users, product):
         token=token,
     ).json()
     assert [item["total"] for item in ranged["items"]] == [3998]
+    by_total = api.call(
+        "GET", f"/api/v1/orders?customer_id={buyer['id']}&sort=-total&limit=2", token=token
+    ).json()
+    assert [item["total"] for item in by_total["items"]] == [5997, 3998]
     wrong = api.call("GET", "/api/v1/orders?status=lost", token=token)
     assert wrong.status_code == 400 and "status" in wrong.json()["errors"]
 

@@ -11,6 +11,7 @@ from services.orders.domain import ACTION_EVENTS, MAX_AMOUNT, MAX_QUANTITY, STAT
 from shared.errors import BadRequest
 
 MONEY = validate.Range(min=0, max=MAX_AMOUNT)
+ORDER_SORTS = ("-placed_at", "placed_at", "-total", "total")
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Not an ISO 4217 currency code, like CNY.")
 
 
@@ -129,6 +130,7 @@ class OrderQuery(Schema):
     currency = fields.String(load_default=None, allow_none=True, validate=CURRENCY)
     product_id = fields.UUID(load_default=None, allow_none=True)
     q = Text(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    sort = fields.String(load_default="-placed_at", validate=validate.OneOf(ORDER_SORTS))
     cursor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 

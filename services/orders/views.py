@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -100,6 +101,10 @@ def list_products(
         query = query.where(p.c.currency == currency)
     if cursor:
         name, last_id = decode_cursor(cursor, 2)
+        try:
+            name, last_id = str(name), str(uuid.UUID(str(last_id)))
+        except (TypeError, ValueError) as exc:
+            raise BadRequest.for_fields({"cursor": ["Not a valid cursor."]}) from exc
         query = query.where(
             or_(func.lower(p.c.name) > name, and_(func.lower(p.c.name) == name, p.c.id > last_id))
         )
@@ -198,10 +203,12 @@ def list_orders(
     currency: str | None = None,
     product_id: str | None = None,
     q: str | None = None,
+    sort: str = "-placed_at",
     cursor: str | None = None,
     limit: int = 50,
 ) -> dict[str, Any]:
-    """Newest placed first; keyset pagination on ``(placed_at, id)``."""
+    """Newest placed first (or by ``sort``: ``[-]placed_at``, ``[-]total``); keyset
+    pagination on ``(sort column, id)``, so pages never repeat or skip."""
     o = tables.orders
     query = select(o)
     if access.role(viewer) == "sales":
@@ -225,19 +232,27 @@ def list_orders(
         query = query.where(o.c.product_ids.contains([product_id]))
     if q:
         query = query.where(or_(o.c.number == q.strip().upper(), o.c.external_id == q.strip()))
+    column = o.c.total if sort.lstrip("-") == "total" else o.c.placed_at
+    descending = sort.startswith("-")
     if cursor:
-        placed, last_id = decode_cursor(cursor, 2)
-        moment = parse_time(placed)
-        query = query.where(
-            or_(o.c.placed_at < moment, and_(o.c.placed_at == moment, o.c.id < last_id))
-        )
-    rows = session.execute(
-        query.order_by(o.c.placed_at.desc(), o.c.id.desc()).limit(limit + 1)
-    ).all()
+        value, last_id = decode_cursor(cursor, 2)
+        try:
+            value = int(value) if column is o.c.total else parse_time(str(value))
+            last_id = str(uuid.UUID(str(last_id)))
+        except (TypeError, ValueError) as exc:
+            raise BadRequest.for_fields({"cursor": ["Not a valid cursor."]}) from exc
+        if descending:
+            after = or_(column < value, and_(column == value, o.c.id < last_id))
+        else:
+            after = or_(column > value, and_(column == value, o.c.id > last_id))
+        query = query.where(after)
+    order = (column.desc(), o.c.id.desc()) if descending else (column.asc(), o.c.id.asc())
+    rows = session.execute(query.order_by(*order).limit(limit + 1)).all()
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = encode_cursor(last.placed_at.isoformat(), str(last.id))
+        value = int(last.total) if column is o.c.total else last.placed_at.isoformat()
+        next_cursor = encode_cursor(value, str(last.id))
     return {"items": [summary_json(row) for row in rows[:limit]], "next_cursor": next_cursor}
 
 

@@ -279,6 +279,22 @@ def test_list_filters_and_keyset_pagination(orders, admin, make_customer, make_p
     assert orders.list_orders(viewer=admin, customer_id=buyer["id"], status=["paid"])["items"] == []
     future = orders.list_orders(viewer=admin, placed_from="2999-01-01T00:00:00Z")
     assert future["items"] == []
+    for sort, expected in (
+        ("total", [250, 500, 750, 1000, 1250]),
+        ("-total", [1250, 1000, 750, 500, 250]),
+    ):
+        totals, cursor = [], None
+        while True:
+            page = orders.list_orders(
+                viewer=admin, customer_id=buyer["id"], sort=sort, limit=2, cursor=cursor
+            )
+            totals += [item["total"] for item in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert totals == expected
+    with pytest.raises(BadRequest):
+        orders.list_orders(viewer=admin, sort="total", cursor="WyJ4IiwieSJd")  # ["x","y"]
 
 
 def test_the_changes_feed_tells_of_a_status_change(

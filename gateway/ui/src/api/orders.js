@@ -14,6 +14,7 @@ export function orderQuery(filters = {}) {
     total_max: filters.total_max ?? undefined,
     product_id: filters.product_id || undefined,
     q: filters.q?.trim() || undefined,
+    sort: filters.sort || undefined,
   }
 }
 

@@ -643,6 +643,7 @@ export default {
       cancel: 'Cancel this order? Open payments are voided and captured ones refunded.',
       return: 'Record that this order came back? Captured payments are refunded.',
     },
+    sorts: { desc_placed_at: 'Newest first', placed_at: 'Oldest first', desc_total: 'Largest total', total: 'Smallest total' },
     paymentKinds: { capture: 'Payment', refund: 'Refund' },
     events: {
       placed: 'Order placed',

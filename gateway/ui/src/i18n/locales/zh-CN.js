@@ -645,6 +645,7 @@ export default {
       cancel: '确定取消该订单？未完成的支付将被撤销，已收款项将退款。',
       return: '确定登记该订单退货？已收款项将退款。',
     },
+    sorts: { desc_placed_at: '最新下单', placed_at: '最早下单', desc_total: '金额从高到低', total: '金额从低到高' },
     paymentKinds: { capture: '收款', refund: '退款' },
     events: {
       placed: '订单已创建',
