@@ -1,7 +1,7 @@
 """Browser flows of payments: a manager takes payments of an order through the sandbox
 (a card that needs the customer's confirmation, an Alipay QR code scanned in simulation),
 records cash for the rest, refunds part of it after confirming, sees it in Chinese, and opens
-the reconciliation page and its CSV export."""
+the reconciliation page and its CSV export, and the list of every payment."""
 
 from __future__ import annotations
 
@@ -141,3 +141,9 @@ def test_manager_reconciles_the_day_and_exports_it(page: Page, live_stack):  # n
     assert download.value.suggested_filename.startswith("reconciliation-")
     switch_language(page, "en")
     expect(page.get_by_role("heading", name="Payment reconciliation")).to_be_visible()
+    # every payment, newest first, each linking to its order
+    page.get_by_role("menuitem", name="Payments").click()
+    listed = page.get_by_test_id("payments-list")
+    expect(listed.locator("[data-status=partially_refunded]").first).to_be_visible()
+    listed.locator("a").first.click()
+    expect(page.get_by_test_id("order-payments")).to_be_visible()

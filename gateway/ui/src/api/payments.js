@@ -14,6 +14,7 @@ export function newIdempotencyKey() {
 const keyed = (key) => ({ headers: { 'Idempotency-Key': key || newIdempotencyKey() } })
 
 export const payments = {
+  list: (query) => api.get('/payments', { query }),
   forOrder: (orderId) => api.get('/payments', { query: { order_id: orderId, limit: 200 } }),
   get: (id) => api.get(one(id)),
   create: (body, key) => api.post('/payments', body, keyed(key)),

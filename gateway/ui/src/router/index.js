@@ -1,5 +1,5 @@
 import { createRouter, createWebHistory } from 'vue-router'
-import { House, User, Key, Tickets, Lock, Postcard, ShoppingCart, Goods, Money, DataAnalysis } from '@element-plus/icons-vue'
+import { House, User, Key, Tickets, Lock, Postcard, ShoppingCart, Goods, Money, Wallet, DataAnalysis } from '@element-plus/icons-vue'
 import { session, isAuthenticated } from '../api/session.js'
 import { fetchMe } from '../api/auth.js'
 import { sessionLossReason } from '../api/client.js'
@@ -109,6 +109,16 @@ const routes = [
         name: 'products',
         component: () => import('../views/products/ProductsView.vue'),
         meta: { title: 'nav.products', roles: ORDER_ROLES, nav: { label: 'nav.products', icon: Goods, order: 25 } },
+      },
+      {
+        path: 'payments',
+        name: 'payments',
+        component: () => import('../views/payments/PaymentsView.vue'),
+        meta: {
+          title: 'nav.payments',
+          roles: ['admin', 'manager', 'analyst'],
+          nav: { label: 'nav.payments', icon: Wallet, order: 28 },
+        },
       },
       {
         path: 'payments/reconciliation',

@@ -6,6 +6,8 @@ const en = {
   payments: {
     title: 'Payments',
     orderSubtitle: 'Take, follow and refund the payments of this order',
+    listSubtitle: 'Every payment of every order, newest first',
+    order: 'Order',
     total: 'Order total',
     paid: 'Paid',
     pending: 'In progress',
@@ -137,6 +139,8 @@ const zh = {
   payments: {
     title: '支付管理',
     orderSubtitle: '为本订单收款、跟踪支付状态和金额、退款',
+    listSubtitle: '所有订单的支付记录，最新的在前',
+    order: '订单',
     total: '订单金额',
     paid: '已支付',
     pending: '处理中',
