@@ -644,3 +644,38 @@ def test_cancelling_a_paid_order_refunds_its_payments(api, tokens, customer):
     final = api.call("GET", f"/api/v1/orders/{order['order_id']}", token=tokens["sales"]).json()
     assert final["status"] == "cancelled"
     assert pay(api, tokens["sales"], order, 100).status_code == 422
+
+
+def test_returning_a_fulfilled_order_refunds_its_payments(api, tokens, customer):
+    product = api.call(
+        "POST",
+        "/api/v1/products",
+        token=tokens["admin"],
+        json={
+            "sku": f"RT-{uuid.uuid4().hex[:8]}",
+            "name": "Bowl",
+            "price": 1500,
+            "currency": "CNY",
+        },
+    ).json()
+    placed = api.call(
+        "POST",
+        "/api/v1/orders",
+        token=tokens["sales"],
+        json={"customer_id": customer, "lines": [{"product_id": product["id"], "quantity": 1}]},
+    ).json()
+    order = {"order_id": placed["id"]}
+    cash = api.call(
+        "POST",
+        f"{BASE}/manual",
+        token=tokens["sales"],
+        json={"order_id": placed["id"], "method": "cash", "amount": 1500, "currency": "CNY"},
+    ).json()
+    url = f"/api/v1/orders/{placed['id']}"
+    wait_for(lambda: api.call("GET", url, token=tokens["sales"]).json()["status"] == "paid")
+    assert api.call("POST", f"{url}/fulfil", token=tokens["sales"], json={}).status_code == 200
+    returned = api.call("POST", f"{url}/return", token=tokens["sales"], json={"reason": "broken"})
+    assert returned.status_code == 200, returned.text
+    refunded = settled(api, tokens["sales"], cash["id"], "refunded")
+    assert refunded["refunds"][0]["reason"] == "order_returned"
+    assert balance(api, tokens["sales"], order)["paid_amount"] == 0
