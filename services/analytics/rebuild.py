@@ -45,12 +45,25 @@ Fetch = Callable[[str, int, int, Sequence[str]], Sequence[dict[str, Any]]]
 Progress = Callable[[int, int, int], None]  # (positions done, positions total, events)
 
 
-def _pages(fetch: Fetch, source: str, after: int, types: Sequence[str]):
-    """Pages of ``source``'s events after ``after``, fetched one page ahead in a thread."""
-    pages: queue.Queue = queue.Queue(maxsize=2)
+#: Pages fetched ahead per source (the sources answer in parallel while pages are applied).
+AHEAD = 8
 
-    def produce():
-        position = after
+
+class Prefetch:
+    """Every source's pages after position 0, each fetched ahead in a thread of its own."""
+
+    def __init__(self, fetch: Fetch):
+        self.queues: dict[str, queue.Queue] = {}
+        for source, types in SUBSCRIPTIONS.items():
+            pages: queue.Queue = queue.Queue(maxsize=AHEAD)
+            self.queues[source] = pages
+            threading.Thread(
+                target=self._produce, args=(fetch, source, types, pages), daemon=True
+            ).start()
+
+    @staticmethod
+    def _produce(fetch: Fetch, source: str, types: Sequence[str], pages: queue.Queue) -> None:
+        position = 0
         try:
             while True:
                 page = fetch(source, position, PAGE, types)
@@ -62,11 +75,52 @@ def _pages(fetch: Fetch, source: str, after: int, types: Sequence[str]):
             pages.put(exc)
         pages.put(None)
 
-    threading.Thread(target=produce, daemon=True).start()
-    while (page := pages.get()) is not None:
-        if isinstance(page, Exception):
-            raise page
-        yield page
+    def pages(self, source: str):
+        pages = self.queues[source]
+        while (page := pages.get()) is not None:
+            if isinstance(page, Exception):
+                raise page
+            yield page
+
+
+class RpcFetch:
+    """``fetch(source, after, limit, types)`` over nameko RPC from any thread (a standalone
+    proxy per thread, since one proxy must not serve two threads at once)."""
+
+    def __init__(self, config: dict[str, Any], timeout: float = 60.0):
+        self.config, self.timeout = config, timeout
+        self.local = threading.local()
+        self.proxies: list[Any] = []
+
+    def _cluster(self):
+        cluster = getattr(self.local, "cluster", None)
+        if cluster is None:
+            from nameko.standalone.rpc import ClusterRpcProxy
+
+            proxy = ClusterRpcProxy(self.config, timeout=self.timeout)
+            self.proxies.append(proxy)
+            cluster = self.local.cluster = proxy.start()
+        return cluster
+
+    def __call__(self, source: str, after: int, limit: int, types: Sequence[str]):
+        return getattr(self._cluster(), source).read_events(
+            after_position=after, limit=limit, types=list(types)
+        )
+
+    def totals(self) -> dict[str, int]:
+        """Each source's last position (for the progress bar)."""
+        cluster = self._cluster()
+        return {
+            source: int(getattr(cluster, source).ping()["last_position"] or 0)
+            for source in SUBSCRIPTIONS
+        }
+
+    def close(self) -> None:
+        for proxy in self.proxies:
+            try:
+                proxy.stop()
+            except Exception:  # noqa: BLE001, S110 - closing what may be gone already
+                pass
 
 
 def _swap(cursor) -> None:
@@ -145,9 +199,10 @@ def _load(connection, fetch, totals, total, progress) -> tuple[dict[str, int], i
     positions: dict[str, int] = {}
     events = 0
     done_before = 0
-    for source, types in SUBSCRIPTIONS.items():
+    prefetch = Prefetch(fetch)
+    for source in SUBSCRIPTIONS:
         positions[source] = 0
-        for page in _pages(fetch, source, 0, types):
+        for page in prefetch.pages(source):
             with connection.cursor() as cursor:
                 Projector(cursor, SHADOW).apply(page, derive=False)
             connection.commit()
@@ -260,8 +315,6 @@ def _bar(done: int, total: int, events: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """``cms analytics rebuild``: rebuild in this process, reading the running services'
     ``read_events`` over RPC, with a progress bar on the terminal."""
-    from nameko.standalone.rpc import ClusterRpcProxy
-
     from shared.config import settings
     from shared.db import create_service_engine
 
@@ -272,20 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     engine = create_service_engine(
         current.service_url("analytics"), schema="analytics", pool_size=2
     )
+    fetch = RpcFetch({"AMQP_URI": current.amqp_uri})
     try:
-        with ClusterRpcProxy({"AMQP_URI": current.amqp_uri}, timeout=60) as cluster:
-
-            def fetch(source, after, limit, types):
-                return getattr(cluster, source).read_events(
-                    after_position=after, limit=limit, types=list(types)
-                )
-
-            totals = {
-                source: int(getattr(cluster, source).ping()["last_position"] or 0)
-                for source in SUBSCRIPTIONS
-            }
-            result = rebuild(engine, fetch, totals, None if args.quiet else _bar)
+        result = rebuild(engine, fetch, fetch.totals(), None if args.quiet else _bar)
     finally:
+        fetch.close()
         engine.dispose()
     if not args.quiet:
         print(file=sys.stderr)

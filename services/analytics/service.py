@@ -286,24 +286,14 @@ class AnalyticsService(EventSourcedService):
 
 
 def _run_rebuild(engine, config: dict[str, Any], rebuild_id: str) -> None:
-    from nameko.standalone.rpc import ClusterRpcProxy
-
+    fetch = rebuilding.RpcFetch(config)
     try:
-        with ClusterRpcProxy(config, timeout=60) as cluster:
-
-            def fetch(source, after, limit, types):
-                return getattr(cluster, source).read_events(
-                    after_position=after, limit=limit, types=list(types)
-                )
-
-            totals = {
-                source: int(getattr(cluster, source).ping()["last_position"] or 0)
-                for source in SUBSCRIPTIONS
-            }
-            result = rebuilding.rebuild(engine, fetch, totals, rebuild_id=rebuild_id)
+        result = rebuilding.rebuild(engine, fetch, fetch.totals(), rebuild_id=rebuild_id)
         log.info("analytics rebuilt: %s", {k: v for k, v in result.items() if k != "positions"})
     except Exception:
         log.exception("analytics rebuild %s failed", rebuild_id)
+    finally:
+        fetch.close()
 
 
 def _histogram(values: list[int], bins: int) -> list[dict[str, Any]]:

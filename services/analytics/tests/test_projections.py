@@ -242,21 +242,19 @@ def test_freshness_is_measured(live, cluster):
     assert 'cms_analytics_freshness_lag_seconds{quantile="0.99"}' in text
 
 
-def test_rebuild_equals_the_live_projections(live, engines, cluster, segmented):
+def test_rebuild_equals_the_live_projections(live, engines, world_config, segmented):
     engine = engines["analytics"]
     before = _dump(engine)
-
-    def fetch(source, after, limit, types):
-        return getattr(cluster, source).read_events(
-            after_position=after, limit=limit, types=list(types)
-        )
-
+    fetch = rebuild.RpcFetch(world_config)  # the sources are read in parallel
     totals = {source: len(live[source]) for source in SUBSCRIPTIONS}
     seen = []
     started = time.monotonic()
-    result = rebuild.rebuild(
-        engine, fetch, totals, progress=lambda *args: seen.append(args), as_of=segmented
-    )
+    try:
+        result = rebuild.rebuild(
+            engine, fetch, totals, progress=lambda *args: seen.append(args), as_of=segmented
+        )
+    finally:
+        fetch.close()
     elapsed = time.monotonic() - started
     assert result["events"] >= sum(totals.values()) - sum(
         1 for e in live["customers"] if e["type"] not in SUBSCRIPTIONS["customers"]
