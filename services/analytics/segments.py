@@ -7,10 +7,11 @@ service's segment filter follows them)."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, date, datetime
 
 from psycopg2.extras import execute_values
+
+from services.analytics.events import registry
 
 
 def publish_changes(cursor, currency: str, as_of: date) -> int:
@@ -43,15 +44,16 @@ def publish_changes(cursor, currency: str, as_of: date) -> int:
             "currency": currency,
             "as_of": as_of.isoformat(),
         }
+        event = registry.new_event("segment.changed", payload, occurred_at=now)
         rows.append(
             (
-                str(uuid.uuid4()),
+                str(event.event_id),
                 "customer_segment",
                 customer_id,
                 version + 1,
-                "segment.changed",
-                1,
-                json.dumps(payload),
+                event.type,
+                event.schema_version,
+                json.dumps(event.payload),
                 "{}",
                 now,
             )
