@@ -38,6 +38,21 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+def open_sealed_values(vault: Vault, value: Any) -> Any:
+    """``value`` with every sealed value in it opened; an erased subject's read
+    ``{"$erased": {"subject": id}}``, so a reader can tell erased from empty."""
+    if is_sealed(value):
+        opened = vault.unseal(value)
+        if opened is ERASED:
+            return {"$erased": {"subject": str(value[SEALED].get("subject"))}}
+        return opened
+    if isinstance(value, dict):
+        return {key: open_sealed_values(vault, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [open_sealed_values(vault, item) for item in value]
+    return value
+
+
 class SubjectErased(LookupError):
     """The subject's key was destroyed."""
 

@@ -15,12 +15,14 @@ from shared.db import Database
 from shared.errors import BadRequest
 from shared.eventstore import MAX_READ_LIMIT, EventStore
 from shared.outbox import OutboxRelay
+from shared.sealing import Vault, open_sealed_values
 
 
 class ReadEventsRequest(Schema):
     after_position = fields.Integer(load_default=0, validate=validate.Range(min=0))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_READ_LIMIT))
     types = fields.List(fields.String(), load_default=None, allow_none=True)
+    open_sealed = fields.Boolean(load_default=False)
 
 
 def load_rpc_payload(schema: Schema, payload: dict[str, Any]) -> dict[str, Any]:
@@ -55,13 +57,33 @@ class EventSourcedService:
 
     @rpc
     def read_events(
-        self, after_position: int = 0, limit: int = 100, types: list[str] | None = None
+        self,
+        after_position: int = 0,
+        limit: int = 100,
+        types: list[str] | None = None,
+        open_sealed: bool = False,
     ) -> list[dict[str, Any]]:
         """Events after ``after_position`` in commit order, as envelopes: the catch-up and
-        rebuild feed for any projection."""
+        rebuild feed for any projection. With ``open_sealed`` (for a caller entitled to the
+        personal data), sealed values are opened, and those of an erased subject read
+        ``{"$erased": {"subject": id}}``."""
         args = load_rpc_payload(
             ReadEventsRequest(),
-            {"after_position": after_position, "limit": limit, "types": types},
+            {
+                "after_position": after_position,
+                "limit": limit,
+                "types": types,
+                "open_sealed": open_sealed,
+            },
         )
+        opening = args.pop("open_sealed")
         events = EventStore(self.db).read_events(**args)
-        return [event.envelope(self.name) for event in events]
+        envelopes = [event.envelope(self.name) for event in events]
+        if opening:
+            vault = Vault(self.db)
+            envelopes = [
+                {**envelope, "payload": open_sealed_values(vault, envelope["payload"])}
+                for envelope in envelopes
+            ]
+            self.db.rollback()
+        return envelopes

@@ -4,6 +4,7 @@ stops every process cleanly."""
 import re
 import time
 import uuid
+from pathlib import Path
 
 import psutil
 import pytest
@@ -49,8 +50,11 @@ def test_run_creates_everything_serves_and_stops_on_ctrl_c(fresh_database_url, a
         schemas = set(
             conn.execute(text("SELECT schema_name FROM information_schema.schemata")).scalars()
         )
-        versions = conn.execute(text("SELECT version_num FROM orders.alembic_version")).scalars()
-        assert list(versions) == ["0001"]
+        for service in SERVICES:  # every service migrated to its newest revision
+            versions = conn.execute(
+                text(f"SELECT version_num FROM {service}.alembic_version")
+            ).scalars()
+            assert list(versions) == [_newest_revision(service)], service
     engine.dispose()
     assert set(SERVICES) <= schemas
 
@@ -95,3 +99,9 @@ def test_services_stop_when_their_supervisor_is_killed(fresh_database_url, amqp_
         assert not alive, f"still running after the supervisor died: {alive}"
     finally:
         stack.kill()
+
+
+def _newest_revision(service: str) -> str:
+    """The newest migration of a service (revisions are numbered like their files)."""
+    versions = Path(__file__).parents[1] / "services" / service / "migrations" / "versions"
+    return max(path.name.split("_", 1)[0] for path in versions.glob("[0-9]*_*.py"))

@@ -3,9 +3,10 @@ the beginning of its log (no retention limit), through the service's ``read_even
 
 A subscriber that was away, or a new one, reads from ``after=0`` (or its last position) until a
 page comes back short, then keeps polling with ``next_after`` or follows the bus. The envelopes
-are exactly those on the bus (docs/events.md), with one difference: personal data stays sealed
-(no role opens it here), and the sealed values of a person who has been erased read
-``{"$erased": {"subject": "<id>"}}`` whatever the role.
+are exactly those on the bus (docs/events.md), with one difference: personal data follows the
+caller's role. Admins and managers (``OPENERS``) get it opened by the service that sealed it;
+for analysts it stays sealed. For everyone, the sealed values of a person who has been erased
+read ``{"$erased": {"subject": "<id>"}}``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from shared.errors import BadRequest, NotFound
 from shared.sealing import SEALED, is_sealed
 
 READERS = frozenset({"admin", "manager", "analyst"})
+#: The roles that see personal data in the feed (as they do in the API).
+OPENERS = frozenset({"admin", "manager"})
 TYPE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 ERASURE_PAGE = 1000
 
@@ -114,14 +117,16 @@ def read_feed(ctx: Context) -> Reply:
     if service not in SERVICES:
         raise NotFound(f"no service {service!r}", {"services": list(SERVICES)})
     after, limit = ctx.query["after"], ctx.query["limit"]
+    opening = ctx.principal is not None and ctx.principal.role in OPENERS
     items = ctx.call(
         service,
         "read_events",
         after_position=after,
         limit=limit,
         types=_types(ctx.query.get("types")),
+        open_sealed=opening,
     )
-    if _has_sealed([item["payload"] for item in items]):
+    if not opening and _has_sealed([item["payload"] for item in items]):
         erased = erased_subjects(ctx)
         if erased:
             items = [{**item, "payload": mark_erased(item["payload"], erased)} for item in items]

@@ -54,15 +54,25 @@ def stack(nameko_config):
     runner.stop()
 
 
-@pytest.fixture(scope="module")
-def admin_token(stack, nameko_config):
-    email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+def _token(stack, nameko_config, role: str) -> str:
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
     actor = {"id": "system", "kind": "system", "role": "admin", "ip": None, "request_id": None}
     with ClusterRpcProxy(nameko_config, timeout=15) as cluster:
         cluster.users.create_user(
-            actor=actor, email=email, name="Admin", role="admin", password=PASSWORD
+            actor=actor, email=email, name=role.title(), role=role, password=PASSWORD
         )
     return stack.login(email)["access_token"]
+
+
+@pytest.fixture(scope="module")
+def admin_token(stack, nameko_config):
+    return _token(stack, nameko_config, "admin")
+
+
+@pytest.fixture(scope="module")
+def analyst_token(stack, nameko_config):
+    """An analyst's: the feed keeps personal data sealed for them, as the bus carries it."""
+    return _token(stack, nameko_config, "analyst")
 
 
 def read_feed(api, token, service, after=0, limit=1000, types=None):

@@ -84,11 +84,12 @@ def _feed_after_start(stack, token, start):
 
 
 @pytest.fixture(scope="module")
-def streams(stack, admin_token, subscriber, flows):
+def streams(stack, analyst_token, subscriber, flows):
     """``(feed, live)`` per service: events after the subscriber was bound, as replayed from
-    the feed and as received on the bus (de-duplicated on event_id)."""
+    the feed (as an analyst: personal data stays sealed, as on the bus) and as received on the
+    bus (de-duplicated on event_id)."""
     start = subscriber["start"]
-    feed = _feed_after_start(stack, admin_token, start)
+    feed = _feed_after_start(stack, analyst_token, start)
     wanted = {e["event_id"] for events in feed.values() for e in events}
 
     def seen():
