@@ -12,11 +12,17 @@ from collections.abc import Iterable
 from typing import Any
 
 import eventlet
-from nameko.exceptions import UnknownService
+from nameko.exceptions import RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import MethodProxy, ReplyListener
 
 from shared.errors import ServiceUnavailable
+
+#: Errors a service raises when its database is gone or refuses for a while (SQLAlchemy and
+#: psycopg2 names, as they cross RPC): the caller gets a 503, not an internal error.
+DATABASE_OUTAGES = frozenset(
+    {"OperationalError", "InterfaceError", "DisconnectionError", "InvalidatePoolError"}
+)
 
 
 class RpcClient:
@@ -41,6 +47,13 @@ class RpcClient:
         try:
             with eventlet.Timeout(timeout):
                 return reply.result()
+        except RemoteError as exc:
+            if exc.exc_type in DATABASE_OUTAGES:
+                raise ServiceUnavailable(
+                    f"the {service} service cannot use its database right now; try again",
+                    {"service": service},
+                ) from None
+            raise
         except eventlet.Timeout:
             self._forget(reply)
             raise ServiceUnavailable(

@@ -19,6 +19,7 @@ class TcpProxy:
         self.listener = None
         self.pool = eventlet.GreenPool()
         self.sockets: set = set()
+        self.pipes: set = set()
         self.accepting = None
 
     @staticmethod
@@ -44,8 +45,10 @@ class TcpProxy:
                 client.close()
                 continue
             self.sockets.update((client, upstream))
-            self.pool.spawn_n(self._pipe, client, upstream)
-            self.pool.spawn_n(self._pipe, upstream, client)
+            for source, sink in ((client, upstream), (upstream, client)):
+                pipe = self.pool.spawn(self._pipe, source, sink)
+                self.pipes.add(pipe)
+                pipe.link(lambda thread: self.pipes.discard(thread))
 
     def _pipe(self, source, sink) -> None:
         try:
@@ -54,7 +57,7 @@ class TcpProxy:
                 if not data:
                     break
                 sink.sendall(data)
-        except OSError:
+        except (OSError, EOFError):  # eventlet: EOFError when the other pipe closed the socket
             pass
         finally:
             for sock in (source, sink):
@@ -70,6 +73,12 @@ class TcpProxy:
         if self.accepting is not None:
             self.accepting.kill()
             self.accepting = None
+        # the pipes first: a socket closed under a green thread still waiting on it leaves its
+        # file descriptor registered with the hub, and the next socket to get that number
+        # fails with "Second simultaneous read"
+        for pipe in list(self.pipes):
+            pipe.kill()
+        self.pipes.clear()
         for sock in list(self.sockets):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
