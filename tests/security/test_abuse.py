@@ -603,3 +603,161 @@ def test_security_headers_on_ui_and_api_responses(api, people):
         assert "Server" not in headers or "Python" not in headers["Server"], (name, headers)
     assert responses["ui index"].headers["Content-Type"].startswith("text/html")
     assert responses["api ok"].headers["Content-Type"].startswith("application/json")
+
+
+# --- orders and payments ---------------------------------------------------------------------
+
+
+def _order(api, token, customer_id, product_id):
+    body = {"customer_id": customer_id, "lines": [{"product_id": product_id, "quantity": 1}]}
+    deadline = time.monotonic() + 30
+    while True:  # the orders service learns of the customer from its events
+        placed = api.call("POST", "/api/v1/orders", token=token, json=body)
+        if placed.status_code not in (404, 422) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert placed.status_code == 201, placed.text
+    return placed.json()
+
+
+@pytest.fixture(scope="module")
+def sold(api, people):
+    """A product, and an order of a customer of ``sales2`` with a cash payment of part of it."""
+    product = api.call(
+        "POST",
+        "/api/v1/products",
+        token=people["manager"]["token"],
+        json={
+            "sku": f"SEC-{uuid.uuid4().hex[:8]}",
+            "name": "绿茶",
+            "price": 3000,
+            "currency": "CNY",
+        },
+    )
+    assert product.status_code == 201, product.text
+    token = people["sales2"]["token"]
+    customer = _customer(api, token)
+    order = _order(api, token, customer["id"], product.json()["id"])
+    payment = api.call(
+        "POST",
+        "/api/v1/payments/manual",
+        token=token,
+        json={"order_id": order["id"], "method": "cash", "amount": 1000, "currency": "CNY"},
+    )
+    assert payment.status_code == 201, payment.text
+    return {
+        "product": product.json(),
+        "customer": customer,
+        "order": order,
+        "payment": payment.json(),
+    }
+
+
+def test_a_sales_user_cannot_reach_another_sales_users_orders_or_payments(api, people, sold):
+    token = people["sales"]["token"]
+    order, payment = sold["order"], sold["payment"]
+    base = f"/api/v1/orders/{order['id']}"
+    for method, path, body in (
+        ("GET", base, None),
+        ("GET", f"{base}/history", None),
+        ("PATCH", base, {"lines": [{"product_id": sold["product"]["id"], "quantity": 9}]}),
+        ("POST", f"{base}/cancel", {"reason": "stolen"}),
+        ("GET", f"/api/v1/payments/{payment['id']}", None),
+        ("POST", f"/api/v1/payments/{payment['id']}/cancel", {}),
+    ):
+        headers = {"If-Match": f'"{order["version"]}"'} if method == "PATCH" else {}
+        response = api.call(method, path, token=token, json=body, headers=headers)
+        assert response.status_code == 404, (method, path, response.status_code, response.text)
+    # nor pay it, nor order for the other's customer, nor find them in lists
+    pay = api.call(
+        "POST",
+        "/api/v1/payments/manual",
+        token=token,
+        json={"order_id": order["id"], "method": "cash", "amount": 1, "currency": "CNY"},
+    )
+    assert pay.status_code == 404, pay.text
+    place = api.call(
+        "POST",
+        "/api/v1/orders",
+        token=token,
+        json={
+            "customer_id": sold["customer"]["id"],
+            "lines": [{"product_id": sold["product"]["id"], "quantity": 1}],
+        },
+    )
+    assert place.status_code in (403, 404), place.text
+    listed = api.call(
+        "GET", f"/api/v1/orders?customer_id={sold['customer']['id']}", token=token
+    ).json()
+    assert listed["items"] == []
+    payments = api.call("GET", f"/api/v1/payments?order_id={order['id']}", token=token)
+    assert payments.status_code in (200, 404), payments.text
+    assert payment["id"] not in payments.text
+    # the owner still sees them unchanged
+    mine = api.call("GET", base, token=people["sales2"]["token"]).json()
+    assert mine["status"] in ("placed", "partially_paid"), mine
+    assert [line["quantity"] for line in mine["lines"]] == [1]
+    # refunds and reconciliation are for managers
+    refund = api.call(
+        "POST",
+        f"/api/v1/payments/{payment['id']}/refunds",
+        token=people["sales2"]["token"],
+        json={"amount": 100, "reason": "x"},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert refund.status_code == 403
+
+
+def test_a_client_cannot_set_order_or_payment_fields_it_may_not(api, people, sold):
+    token = people["manager"]["token"]
+    lines = [{"product_id": sold["product"]["id"], "quantity": 1}]
+    forbidden = {
+        "id": str(uuid.uuid4()),
+        "status": "paid",
+        "paid_amount": 999999,
+        "total": 1,
+        "subtotal": 1,
+        "number": "X-1",
+        "version": 5,
+    }
+    placed = api.call(
+        "POST",
+        "/api/v1/orders",
+        token=token,
+        json={"customer_id": sold["customer"]["id"], "lines": lines, **forbidden},
+    )
+    assert set(_problem(placed, 400)["errors"]) == set(forbidden)
+    priced = api.call(
+        "POST",
+        "/api/v1/orders",
+        token=token,
+        json={
+            "customer_id": sold["customer"]["id"],
+            "lines": [{**lines[0], "unit_price": 1, "line_total": 1}],
+        },
+    )
+    assert "lines" in _problem(priced, 400)["errors"]
+    paid = api.call(
+        "POST",
+        "/api/v1/payments/manual",
+        token=token,
+        json={
+            "order_id": sold["order"]["id"],
+            "method": "cash",
+            "amount": 100,
+            "currency": "CNY",
+            "status": "captured",
+            "refunded_amount": 0,
+            "provider": "sandbox",
+        },
+    )
+    assert set(_problem(paid, 400)["errors"]) == {"status", "refunded_amount", "provider"}
+    negative = api.call(
+        "POST",
+        "/api/v1/payments/manual",
+        token=token,
+        json={"order_id": sold["order"]["id"], "method": "cash", "amount": -100, "currency": "CNY"},
+    )
+    assert "amount" in _problem(negative, 400)["errors"]
+    after = api.call("GET", f"/api/v1/orders/{sold['order']['id']}", token=token).json()
+    assert after["paid_amount"] == 1000 and after["total"] == sold["order"]["total"]
