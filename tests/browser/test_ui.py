@@ -1,8 +1,8 @@
 """The web UI in a real Chromium against the whole stack (every service + the gateway).
 
-The flows live in the ``*_flows.py`` files beside this one and run in a child pytest without the root conftest: the
-eventlet monkey patch applied there makes Playwright's sync API hang. This test hands the
-child the live stack's address and fails with the child's report.
+The flows live in the ``*_flows.py`` files beside this one and run in a child pytest without
+the root conftest: the eventlet monkey patch applied there makes Playwright's sync API hang.
+This test hands the child the live stack's address and fails with the child's report.
 
 Needs: the UI built (``npm ci && npm run build`` in gateway/ui, served by the gateway) and
 Debian's Chromium at /usr/bin/chromium (``apt-get install -y chromium``; CMS_CHROMIUM overrides).
