@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UI := gateway/ui
 PYTEST_ARGS ?=
 
-.PHONY: install ui run provision test lint format bench fuzz clean
+.PHONY: install ui run provision test lint format bench fuzz chaos clean
 
 $(BIN)/cms: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ FUZZ_EXAMPLES ?= 50
 fuzz: $(BIN)/cms ## longer API fuzzing: every schemathesis phase, FUZZ_EXAMPLES per operation
 	CMS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CMS_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
 		$(BIN)/pytest -q -s tests/security/test_fuzz.py
+
+FAULTS ?= real
+
+chaos: $(BIN)/cms ## orders and payments under faults; FAULTS=real restarts this machine's RabbitMQ and PostgreSQL, FAULTS=proxy cuts only this run's connections
+	$(BIN)/python -m chaos --faults $(FAULTS)
 
 clean:
 	rm -rf $(VENV) $(UI)/node_modules $(UI)/dist

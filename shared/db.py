@@ -8,6 +8,7 @@ import weakref
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.config import settings
@@ -110,4 +111,11 @@ class Database(DependencyProvider):
     def worker_teardown(self, worker_ctx) -> None:
         session = self.sessions.pop(worker_ctx, None)
         if session is not None:
-            session.close()
+            try:
+                session.close()
+            except DBAPIError:
+                # the connection died under the worker (database restarted): the rollback of
+                # close() fails. Drop the connection; an error raised here would end the whole
+                # service container, not just this worker.
+                log.warning("database connection lost; discarding it", exc_info=True)
+                session.invalidate()

@@ -57,22 +57,27 @@ class TcpProxy:
                 if not data:
                     break
                 sink.sendall(data)
-        except (OSError, EOFError):  # eventlet: EOFError when the other pipe closed the socket
+        except (OSError, EOFError):  # eventlet: EOFError when the socket was closed meanwhile
             pass
         finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.close()
-                self.sockets.discard(sock)
+            # Each socket is closed only by the pipe that reads it, once that read has ended:
+            # closing a socket another green thread still waits on lets its file descriptor
+            # number be reused while the hub still listens to it ("Second simultaneous read").
+            # The peer learns of the end by a shutdown, and its own pipe closes the rest.
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(OSError):
+                source.close()
+            self.sockets.discard(source)
 
     def cut(self) -> None:
         """Close the listener and every live connection (the broker 'goes away')."""
+        if self.accepting is not None:  # before its socket closes (see the pipes below)
+            self.accepting.kill()
+            self.accepting = None
         if self.listener is not None:
             self.listener.close()
             self.listener = None
-        if self.accepting is not None:
-            self.accepting.kill()
-            self.accepting = None
         # the pipes first: a socket closed under a green thread still waiting on it leaves its
         # file descriptor registered with the hub, and the next socket to get that number
         # fails with "Second simultaneous read"

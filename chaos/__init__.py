@@ -1,0 +1,1 @@
+"""Chaos runs: faults under sustained load, then the invariants (see chaos/run.py)."""
