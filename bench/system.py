@@ -149,11 +149,12 @@ class System:
             PYTHONUNBUFFERED="1",
         )
 
-    def start(self, timeout: float = 180.0) -> None:
+    def start(self, timeout: float = 600.0) -> None:
         """``cms run`` (it provisions again, idempotently, and creates the admin), until the
-        gateway's /readyz answers 200."""
+        gateway's /readyz answers 200. The seeded events reach every consumer at start, so
+        the services may be slow to answer for a while."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "run"],
+            [sys.executable, "-m", "shared.cli", "run", "--ready-timeout", f"{timeout:g}"],
             cwd=ROOT,
             env=self.environment(),
             stdout=subprocess.PIPE,

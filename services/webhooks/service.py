@@ -34,6 +34,9 @@ SOURCES = tuple(service for service in SERVICES if service != NAME)
 READ_TIMEOUT = 30.0
 #: One catch-up per source at a time in this process.
 _catching_up = {source: Semaphore() for source in SOURCES}
+#: Set by a live message that found a catch-up of its source running: that catch-up reads
+#: once more before it ends, so the message's event is not left for the periodic one.
+_again = dict.fromkeys(SOURCES, False)
 
 #: Errors meant for the caller (``CmsError``) are expected: nameko logs them as warnings.
 api = rpc(expected_exceptions=(CmsError,))
@@ -84,18 +87,26 @@ class WebhooksService(EventSourcedService):
         return fetch
 
     def on_event(self, source: str, envelope: dict[str, Any]) -> None:
-        """A live message only says that ``source`` has something new: catch up on it (one
-        catch-up per source at a time in this process; the others find it done). If the
-        source does not answer, the periodic catch-up will bring the event."""
+        """A live message only says that ``source`` has something new: catch up on it. One
+        catch-up per source runs at a time in this process; a message that finds one running
+        asks it to read once more and returns at once (waiting would park every worker behind
+        it, and the service would stop answering RPCs while a backlog arrives). If the source
+        does not answer, the periodic catch-up will bring the event."""
         position = int(envelope.get("position") or 0)
-        with _catching_up[source]:
-            if not behind(self.db, source, position):
-                return
-            try:
-                created = ingest(self.db, source, self._fetch(source))
-            except ServiceUnavailable as exc:
-                log.warning("webhooks could not catch up on %s now: %s", source, exc)
-                return
+        lock = _catching_up[source]
+        if not lock.acquire(blocking=False):
+            _again[source] = True
+            return
+        created = 0
+        try:
+            _again[source] = behind(self.db, source, position)
+            while _again[source]:
+                _again[source] = False
+                created += ingest(self.db, source, self._fetch(source))
+        except ServiceUnavailable as exc:
+            log.warning("webhooks could not catch up on %s now: %s", source, exc)
+        finally:
+            lock.release()
         if created:
             self.deliverer.wake()
 
