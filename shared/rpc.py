@@ -15,6 +15,7 @@ import eventlet
 from nameko.exceptions import RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import MethodProxy, ReplyListener
+from nameko.rpc import Rpc as RpcEntrypoint
 
 from shared.errors import ServiceUnavailable
 
@@ -111,3 +112,28 @@ class Rpc(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> RpcClient:
         return RpcClient(worker_ctx, self.reply_listener, self.timeout)
+
+
+def refuse_redelivered_requests() -> None:
+    """Serve RPCs at most once: a request that RabbitMQ delivers again (its first consumer
+    died before acknowledging it, e.g. a SIGKILLed process) may have been carried out already,
+    and running a command twice would, say, place an order twice while the caller sees one.
+    Such a request is answered with a 503 (``code: interrupted``) instead; the caller decides
+    (a write with an Idempotency-Key can be retried safely). Called by ``shared.serve`` for
+    every service process."""
+    if getattr(RpcEntrypoint, "_cms_at_most_once", False):
+        return
+    original = RpcEntrypoint.handle_message
+
+    def handle_message(self, body, message):
+        if (getattr(message, "delivery_info", None) or {}).get("redelivered"):
+            service = self.container.service_name
+            raise ServiceUnavailable(
+                f"the {service} service was interrupted while it had this request: it may or "
+                "may not have been carried out; check before trying again",
+                {"service": service, "code": "interrupted"},
+            )
+        return original(self, body, message)
+
+    RpcEntrypoint.handle_message = handle_message
+    RpcEntrypoint._cms_at_most_once = True

@@ -17,6 +17,7 @@ from nameko.cli.run import is_entrypoint, run  # noqa: E402
 from shared import logs  # noqa: E402
 from shared.config import SERVICES, settings  # noqa: E402
 from shared.db import ensure_cooperative_psycopg2  # noqa: E402
+from shared.rpc import refuse_redelivered_requests  # noqa: E402
 
 
 def module_for(name: str) -> str:
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure(name, current.log_level)
     if not ensure_cooperative_psycopg2():
         raise SystemExit("psycopg2 could not be made cooperative under eventlet")
+    refuse_redelivered_requests()
     run(service_classes(module_for(name)), current.nameko_config())
 
 
