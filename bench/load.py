@@ -1,7 +1,9 @@
-"""Closed-loop load generators: a fixed number of concurrent workers, each sending its next
-request as soon as the previous one is answered, for a fixed time.
+"""Load generators. Closed loop: a fixed number of concurrent workers, each sending its next
+request as soon as the previous one is answered, for a fixed time (the peak a system gives).
+Open loop: requests sent at a fixed rate whatever the answers (the latency at a given load).
 
 - ``run_async`` drives asyncio coroutines (the HTTP phases, with aiohttp);
+- ``run_async_at_rate`` sends asyncio requests at a fixed rate (the writes at half their peak);
 - ``run_threads`` drives blocking calls from OS threads (the raw PostgreSQL and RabbitMQ
   baselines, whose clients are blocking; psycopg2 and the socket calls of kombu release the
   GIL while they wait).
@@ -47,6 +49,8 @@ class Measurement:
     errors: Counter = field(default_factory=Counter)
     by_tag: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     tag_errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: figures a generator adds to the summary (the offered rate of an open loop)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def record(self, seconds: float, outcome: Outcome) -> None:
         if outcome.error:
@@ -66,6 +70,7 @@ class Measurement:
             error_kinds=self.errors,
             concurrency=self.concurrency,
         )
+        figures.update(self.extra)
         if self.by_tag or self.tag_errors:
             figures["by_tag"] = {
                 tag: summarise(
@@ -171,4 +176,60 @@ def run_threads(
                 pass
     if failures:
         raise failures[0]
+    return measurement
+
+
+async def run_async_at_rate(
+    request: Callable[[int, int], Awaitable[Outcome]],
+    rate: float,
+    duration: float,
+    warmup: float = 0.0,
+    max_in_flight: int = 256,
+) -> Measurement:
+    """An open loop: ``request(0, n)`` is started every ``1 / rate`` seconds on a fixed
+    schedule, whether or not earlier ones were answered (so a slow answer cannot slow the
+    offered load, as it would in a closed loop). Latency runs from the scheduled start, so a
+    request delayed by a full client counts its wait too; past ``max_in_flight`` unanswered
+    requests the next one is counted as ``overloaded`` instead of being sent."""
+    measurement = Measurement(concurrency=0, duration=duration)
+    measurement_rate = {"offered_per_s": rate}
+    clock = time.perf_counter
+    begin = clock() + warmup
+    end = begin + duration
+    interval = 1.0 / rate
+    in_flight: set[asyncio.Task] = set()
+    peak = 0
+
+    async def one(number: int, scheduled: float) -> None:
+        try:
+            outcome = await request(0, number)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is counted, none stops the run
+            outcome = Outcome(error=_describe(exc))
+        if scheduled >= begin:
+            measurement.record(clock() - scheduled, outcome)
+
+    start = clock()
+    number = 0
+    while True:
+        scheduled = start + number * interval
+        if scheduled >= end:
+            break
+        delay = scheduled - clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if len(in_flight) >= max_in_flight:
+            if scheduled >= begin:
+                measurement.record(0.0, Outcome(error="overloaded"))
+        else:
+            task = asyncio.create_task(one(number, scheduled))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            peak = max(peak, len(in_flight))
+        number += 1
+    if in_flight:
+        await asyncio.gather(*in_flight)
+    measurement.concurrency = peak
+    measurement.extra = {**measurement_rate, "peak_in_flight": peak}
     return measurement

@@ -98,7 +98,22 @@ def markdown(result: dict[str, Any]) -> str:
             f"Outbox relay after seeding: {relay['events']:,} events published in "
             f"{relay['seconds']:.1f} s ({_cell(relay.get('per_s'), 0)}/s)."
         )
-    if seeding or relay:
+    consumers = {
+        name: figures
+        for name, figures in (result.get("consumers") or {}).items()
+        if isinstance(figures, dict)
+    }
+    if consumers:
+        parts = [
+            f"{name} {figures['seconds']:.0f} s" if "seconds" in figures else f"{name} not"
+            for name, figures in consumers.items()
+        ]
+        lines.append(
+            f"Consumers caught up on the {result['consumers'].get('events', 0):,} seeded events: "
+            + ", ".join(parts)
+            + "."
+        )
+    if seeding or relay or consumers:
         lines.append("")
     lines += [
         "| phase | what | ok/s | p50 ms | p95 ms | p99 ms | ok | errors |",
@@ -151,5 +166,5 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {target['target']} | {target['measured']} | {met}{note} |")
     missing = result.get("not_measured") or []
     if missing:
-        lines += ["", "Not measured yet (the services do not exist): " + ", ".join(missing) + "."]
+        lines += ["", "Not measured: " + ", ".join(missing) + "."]
     return "\n".join(lines) + "\n"

@@ -153,7 +153,7 @@ class System:
         """``cms run`` (it provisions again, idempotently, and creates the admin), until the
         gateway's /readyz answers 200. The seeded events reach every consumer at start, so
         the services may be slow to answer for a while."""
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "shared.cli", "run", "--ready-timeout", f"{timeout:g}"],
             cwd=ROOT,
             env=self.environment(),

@@ -158,7 +158,7 @@ def test_markdown_table_lists_phases_breakdowns_memory_targets_and_what_is_missi
     assert "| ↳ cjk |" in table
     assert "| gateway | 82.0 | 80.5 | 81.9 |" in table
     assert "| gateway: RSS ≤ 200 MB | peak 82.0 MB | yes |" in table
-    assert "Not measured yet" in table and "place order" in table
+    assert "Not measured: place order" in table and "place order" in table
 
 
 def test_git_state_names_a_commit():
