@@ -228,7 +228,7 @@ class Load:
                 if amount <= 0:
                     continue
                 key = f"chaos-{uuid.uuid4().hex}"
-                for _ in range(20):
+                for _ in range(8):
                     paid = self._call(
                         "payment",
                         "/api/v1/payments/manual",
@@ -535,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         CMS_AMQP_URI_DIRECT=direct_amqp,
         CMS_RPC_TIMEOUT=str(RPC_TIMEOUT),
         CMS_GATEWAY_PORT=str(port),
-        CMS_LOG_LEVEL="ERROR",
+        CMS_LOG_LEVEL=os.environ.get("CHAOS_LOG_LEVEL", "ERROR"),
         CMS_AMQP_HEARTBEAT="5",
         PYTHONUNBUFFERED="1",
     )
@@ -611,9 +611,18 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(5)
         load.running = False
         pool.waitall()
+        exited = {
+            name: process.returncode
+            for name, process in system.processes.items()
+            if process.poll() is not None
+        }
+        report.check(not exited, f"every process stayed up by itself (exited: {exited or 'none'})")
+        if exited:
+            raise SystemExit(1)
         log("load stopped; waiting for the system to be ready and settle")
         system.wait_ready(120)
-        report = verify(system, token, load, subscriber, known)
+        checked = verify(system, token, load, subscriber, known)
+        report.lines.extend(checked.lines)
     finally:
         system.stop()
         if pg_proxy:

@@ -45,12 +45,13 @@ class TcpProxy:
                 client.close()
                 continue
             self.sockets.update((client, upstream))
+            running = [2]  # pipes of this connection still running
             for source, sink in ((client, upstream), (upstream, client)):
-                pipe = self.pool.spawn(self._pipe, source, sink)
+                pipe = self.pool.spawn(self._pipe, source, sink, running)
                 self.pipes.add(pipe)
                 pipe.link(lambda thread: self.pipes.discard(thread))
 
-    def _pipe(self, source, sink) -> None:
+    def _pipe(self, source, sink, running: list[int]) -> None:
         try:
             while True:
                 data = source.recv(65536)
@@ -60,15 +61,19 @@ class TcpProxy:
         except (OSError, EOFError):  # eventlet: EOFError when the socket was closed meanwhile
             pass
         finally:
-            # Each socket is closed only by the pipe that reads it, once that read has ended:
-            # closing a socket another green thread still waits on lets its file descriptor
-            # number be reused while the hub still listens to it ("Second simultaneous read").
-            # The peer learns of the end by a shutdown, and its own pipe closes the rest.
+            # The peer learns of the end by a shutdown; the sockets are closed only once both
+            # pipes of the connection have ended. Closing a socket another green thread still
+            # waits on lets its file descriptor number be reused while the hub still listens
+            # to it: the next socket to get the number then fails ("Second simultaneous read")
+            # or never hears of its data.
             with contextlib.suppress(OSError):
                 sink.shutdown(socket.SHUT_WR)
-            with contextlib.suppress(OSError):
-                source.close()
-            self.sockets.discard(source)
+            running[0] -= 1
+            if running[0] == 0:
+                for sock in (source, sink):
+                    with contextlib.suppress(OSError):
+                        sock.close()
+                    self.sockets.discard(sock)
 
     def cut(self) -> None:
         """Close the listener and every live connection (the broker 'goes away')."""
