@@ -136,6 +136,14 @@ def test_order_written_placed_and_followed_live(page: Page, live_stack):
     expect(row).to_contain_text("Cancelled")
     expect(row).to_contain_text("59.00")
 
+    # The customer's page lists the order, and its timeline shows it (from the orders
+    # service's events, through the customers service).
+    page.goto(f"/customers/{order['customer_id']}?tab=orders")
+    expect(page.get_by_test_id("customer-orders")).to_contain_text(order["number"])
+    page.goto(f"/customers/{order['customer_id']}?tab=timeline")
+    activity = page.get_by_test_id("timeline-activity").filter(has_text=order["number"])
+    expect(activity.first).to_be_visible(timeout=40_000)  # the catch-up runs every 30 s at most
+
 
 def test_orders_in_chinese_with_a_refused_action(page: Page, live_stack):
     login(page, live_stack.admin_email, live_stack.admin_password)

@@ -276,6 +276,7 @@ export default {
     tabs: {
       profile: 'Profile',
       timeline: 'Timeline',
+      orders: 'Orders',
       consents: 'Consent records',
     },
     fields: {

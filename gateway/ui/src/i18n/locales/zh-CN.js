@@ -278,6 +278,7 @@ export default {
     tabs: {
       profile: '资料',
       timeline: '时间线',
+      orders: '订单',
       consents: '同意记录',
     },
     fields: {
