@@ -480,9 +480,21 @@ SEGMENTS = tuple(name for name, _ in SEGMENT_RULES)
 
 
 def _score(order: str) -> str:
-    """A quintile score 1-5 from the percent rank (ties share a score)."""
+    """A quintile score 1-5 from the percent rank (ties share a score; the lowest values,
+    and a lone customer, score 1)."""
     return (
         f"LEAST(5, 1 + (5 * (rank() OVER (PARTITION BY currency ORDER BY {order}) - 1)) "
+        "/ GREATEST(count(*) OVER (PARTITION BY currency) - 1, 1))"
+    )
+
+
+def _recency_score() -> str:
+    """Recency's score 1-5 counted from the most recent: the customers who bought last
+    (ties included, and a lone customer) score 5, however few customers there are. Counted
+    from the oldest, as the other scores are, a shop whose customers all bought today would
+    have them all "lost"."""
+    return (
+        "GREATEST(1, 5 - (5 * (rank() OVER (PARTITION BY currency ORDER BY recency) - 1)) "
         "/ GREATEST(count(*) OVER (PARTITION BY currency) - 1, 1))"
     )
 
@@ -499,7 +511,7 @@ def refresh_rfm(cursor, as_of, suffix: str = "") -> None:
                CASE {segment} END
         FROM (
             SELECT currency, customer_id, recency, frequency, monetary,
-                   {_score("recency DESC")} AS r,
+                   {_recency_score()} AS r,
                    {_score("frequency")} AS f,
                    {_score("monetary")} AS m
             FROM (

@@ -631,15 +631,19 @@ class Reference:
         for currency, rows in by_currency.items():
             n = len(rows)
 
-            def score(values, value, descending=False, n=n):
-                below = sum(1 for v in values if (v > value if descending else v < value))
+            def score(values, value, n=n):
+                below = sum(1 for v in values if v < value)
                 return min(5, 1 + (5 * below) // max(n - 1, 1))
+
+            def recency_score(values, value, n=n):
+                more_recent = sum(1 for v in values if v < value)
+                return max(1, 5 - (5 * more_recent) // max(n - 1, 1))
 
             recencies = [r[1] for r in rows]
             frequencies = [r[2] for r in rows]
             monetaries = [r[3] for r in rows]
             for customer_id, recency, frequency, monetary in rows:
-                r = score(recencies, recency, descending=True)
+                r = recency_score(recencies, recency)
                 f = score(frequencies, frequency)
                 m = score(monetaries, monetary)
                 out[(currency, customer_id)] = {
