@@ -39,9 +39,9 @@ from kombu import Connection, Exchange, Queue  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from chaos.proxy import ProxyProcess  # noqa: E402
 from shared.config import SERVICES, load_settings  # noqa: E402
 from shared.lifetime import die_with_parent  # noqa: E402
-from shared.testing import TcpProxy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RPC_TIMEOUT = 5.0
@@ -520,8 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     pg_proxy = amqp_proxy = None
     service_db, service_amqp = database_url, direct_amqp
     if args.faults == "proxy":
-        pg_proxy = TcpProxy(admin_url.host or "127.0.0.1", admin_url.port or 5432).start()
-        amqp_proxy = TcpProxy(amqp.hostname or "127.0.0.1", amqp.port or 5672).start()
+        pg_proxy = ProxyProcess(admin_url.host or "127.0.0.1", admin_url.port or 5432)
+        amqp_proxy = ProxyProcess(amqp.hostname or "127.0.0.1", amqp.port or 5672)
         service_db = admin_url.set(
             database=database, host="127.0.0.1", port=pg_proxy.port
         ).render_as_string(hide_password=False)
