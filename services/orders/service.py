@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 api = rpc(expected_exceptions=(CmsError,))
 
+#: Seconds a request waits for the customers service when it catches up on a customer it does
+#: not know yet (the periodic catch-up uses the normal RPC timeout).
+REQUEST_CATCH_UP_TIMEOUT = 2.0
+
 #: Seconds between catch-ups on the customers' and payments' logs.
 CATCH_UP_INTERVAL = 30
 PAYMENTS_CONSUMER = "orders.payments"
@@ -83,7 +87,7 @@ class OrdersService(EventSourcedService):
         finally:
             self.db.rollback()
 
-    def _fetch(self, source: str, types: tuple[str, ...] | None):
+    def _fetch(self, source: str, types: tuple[str, ...] | None, timeout: float | None = None):
         def fetch(after: int, limit: int) -> list[dict[str, Any]]:
             return self.rpc.call(
                 source,
@@ -91,12 +95,20 @@ class OrdersService(EventSourcedService):
                 after_position=after,
                 limit=limit,
                 types=list(types) if types else None,
+                timeout=timeout,
             )
 
         return fetch
 
     def _catch_up_customers(self) -> int:
         return replica.catch_up_customers(self.db, self._fetch(replica.SOURCE, replica.EVENT_TYPES))
+
+    def _catch_up_customers_now(self) -> int:
+        """The catch-up a request makes for a customer it does not know yet: bounded by
+        ``REQUEST_CATCH_UP_TIMEOUT``, so a customers service that does not answer delays the
+        request by that, not by the whole RPC timeout."""
+        fetch = self._fetch(replica.SOURCE, replica.EVENT_TYPES, REQUEST_CATCH_UP_TIMEOUT)
+        return replica.catch_up_customers(self.db, fetch)
 
     def _order(self, viewer: dict[str, Any] | None, order_id: str):
         store = self._store()
@@ -139,7 +151,7 @@ class OrdersService(EventSourcedService):
         data = load(schemas.OrderData(), data)
         data["customer_id"] = str(data["customer_id"])
         order_id = self._write(
-            lambda store: commands.place_order(store, viewer, data, self._catch_up_customers),
+            lambda store: commands.place_order(store, viewer, data, self._catch_up_customers_now),
             actor,
         )
         return self.get_order(order_id=order_id, viewer=viewer)
@@ -228,7 +240,7 @@ class OrdersService(EventSourcedService):
 
     def _imports(self, actor: dict[str, Any]) -> OrderImports:
         access.require_manager(actor, "import orders")
-        return OrderImports(self.db, _metadata(self.context, actor), self._catch_up_customers)
+        return OrderImports(self.db, _metadata(self.context, actor), self._catch_up_customers_now)
 
     @api
     def begin_import(
