@@ -54,8 +54,8 @@ class AddressEntry(Schema):
 
 
 class Preferences(Schema):
-    categories = fields.List(_text(60), validate=validate.Length(max=50))
-    brands = fields.List(_text(60), validate=validate.Length(max=50))
+    categories = fields.List(_text(50), validate=validate.Length(max=50))
+    brands = fields.List(_text(50), validate=validate.Length(max=50))
     price_min = fields.Integer(allow_none=True, metadata={"description": "minor units"})
     price_max = fields.Integer(allow_none=True, metadata={"description": "minor units"})
     currency = fields.String(allow_none=True, validate=validate.Length(equal=3))

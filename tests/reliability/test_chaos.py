@@ -10,7 +10,7 @@ import pytest
 
 from tests.stack import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 
 def test_nothing_is_lost_or_doubled_under_faults():
