@@ -23,15 +23,11 @@ def _customer(api, token):
     return response.json()
 
 
-def _read_all(api, token, after=0, limit=1000):
+def _read_all(api, token, after=0, limit=1000, types=None):
     items = []
     while True:
-        page = api.call(
-            "GET",
-            "/api/v1/events/customers",
-            token=token,
-            params={"after": after, "limit": limit},
-        )
+        params = {"after": after, "limit": limit, **({"types": types} if types else {})}
+        page = api.call("GET", "/api/v1/events/customers", token=token, params=params)
         assert page.status_code == 200, page.text
         items += page.json()["items"]
         after = page.json()["next_after"]
@@ -85,12 +81,7 @@ def test_analysts_read_the_feed_sales_do_not(api, token):
     customer = _customer(api, token)
     seen = {}
     for role, who in (("admin", token), ("analyst", tokens["analyst"])):
-        items = api.call(
-            "GET",
-            "/api/v1/events/customers",
-            token=who,
-            params={"types": "customer.registered", "limit": 1000},
-        ).json()["items"]
+        items, _ = _read_all(api, who, types="customer.registered")
         seen[role] = next(e for e in items if e["stream_id"] == customer["id"])["payload"]
     assert seen["admin"]["name"] == customer["name"]
     assert "$sealed" in seen["analyst"]["name"]  # analysts see no personal data
@@ -100,11 +91,6 @@ def test_an_erased_person_reads_as_erased_for_every_role(api, token):
     customer = _customer(api, token)
     erased = api.call("POST", f"/api/v1/customers/{customer['id']}/erase", token=token)
     assert erased.status_code == 200, erased.text
-    items = api.call(
-        "GET",
-        "/api/v1/events/customers",
-        token=token,
-        params={"types": "customer.registered", "limit": 1000},
-    ).json()["items"]
+    items, _ = _read_all(api, token, types="customer.registered")
     payload = next(e for e in items if e["stream_id"] == customer["id"])["payload"]
     assert payload["name"] == {"$erased": {"subject": customer["id"]}}

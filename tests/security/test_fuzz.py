@@ -37,6 +37,13 @@ PHASES = os.environ.get("CMS_FUZZ_PHASES", "examples,fuzzing")
 SEED = os.environ.get("CMS_FUZZ_SEED", "20261127")
 TIMEOUT_S = int(os.environ.get("CMS_FUZZ_TIMEOUT", "900"))
 ALONE = "updateSecuritySettings"
+SETTINGS = (
+    "self_registration",
+    "mfa_required_roles",
+    "lockout_threshold",
+    "lockout_window_seconds",
+    "lockout_duration_seconds",
+)
 SYSTEM = {"id": "system", "kind": "system", "role": "admin", "ip": None, "request_id": None}
 
 
@@ -103,11 +110,22 @@ def test_security_settings_survive_fuzzing_with_an_admin_api_key(api, nameko_con
     token = api.login(email)["access_token"]
     key = api.call("POST", "/api/v1/api-keys", token=token, json={"name": "fuzz", "role": "admin"})
     assert key.status_code == 201, key.text
-    _run(
-        api,
-        tmp_path,
-        "--header",
-        f"X-API-Key: {key.json()['key']}",
-        "--include-operation-id",
-        ALONE,
-    )
+    before = api.call("GET", "/api/v1/settings/security", token=token)
+    assert before.status_code == 200, before.text
+    try:
+        _run(
+            api,
+            tmp_path,
+            "--header",
+            f"X-API-Key: {key.json()['key']}",
+            "--include-operation-id",
+            ALONE,
+        )
+    finally:  # the run's database is shared: later tests expect the settings they started with
+        restored = api.call(
+            "PATCH",
+            "/api/v1/settings/security",
+            headers={"X-API-Key": key.json()["key"]},
+            json={key: before.json()[key] for key in SETTINGS if key in before.json()},
+        )
+        assert restored.status_code == 200, restored.text
