@@ -8,6 +8,7 @@ command layer or the views, answer JSON).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ api = rpc(expected_exceptions=(CmsError,))
 #: Seconds a request waits for the customers service when it catches up on a customer it does
 #: not know yet (the periodic catch-up uses the normal RPC timeout).
 REQUEST_CATCH_UP_TIMEOUT = 2.0
+REQUEST_CATCH_UP_BUDGET = 5.0
 
 #: Seconds between catch-ups on the customers' and payments' logs.
 CATCH_UP_INTERVAL = 30
@@ -104,10 +106,21 @@ class OrdersService(EventSourcedService):
         return replica.catch_up_customers(self.db, self._fetch(replica.SOURCE, replica.EVENT_TYPES))
 
     def _catch_up_customers_now(self) -> int:
-        """The catch-up a request makes for a customer it does not know yet: bounded by
-        ``REQUEST_CATCH_UP_TIMEOUT``, so a customers service that does not answer delays the
-        request by that, not by the whole RPC timeout."""
-        fetch = self._fetch(replica.SOURCE, replica.EVENT_TYPES, REQUEST_CATCH_UP_TIMEOUT)
+        """The catch-up a request makes for a customer it does not know yet: each read waits
+        at most ``REQUEST_CATCH_UP_TIMEOUT`` and no new page is read after
+        ``REQUEST_CATCH_UP_BUDGET`` seconds (a long backlog is the periodic catch-up's work),
+        so a request is delayed by that much at most."""
+        deadline = time.monotonic() + REQUEST_CATCH_UP_BUDGET
+        read = self._fetch(replica.SOURCE, replica.EVENT_TYPES, REQUEST_CATCH_UP_TIMEOUT)
+
+        def fetch(after: int, limit: int) -> list[dict[str, Any]]:
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(
+                    "the customer replica is far behind; the periodic catch-up continues",
+                    {"service": replica.SOURCE},
+                )
+            return read(after, limit)
+
         return replica.catch_up_customers(self.db, fetch)
 
     def _order(self, viewer: dict[str, Any] | None, order_id: str):
