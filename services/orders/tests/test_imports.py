@@ -1,5 +1,6 @@
 """Historical import of orders: same events, original dates, idempotent on the external id."""
 
+import time
 import uuid
 
 import pytest
@@ -23,9 +24,26 @@ def _import(orders, admin, path):
     )
 
 
+def _known_to_orders(service_engine, customer_id: str, timeout: float = 90.0) -> None:
+    """Wait until the orders service's customer replica has the customer (live delivery, or
+    the periodic catch-up behind the rest of the run's customers)."""
+    deadline = time.monotonic() + timeout
+    with service_engine("orders").connect() as conn:
+        while time.monotonic() < deadline:
+            found = conn.execute(
+                text("SELECT 1 FROM customers WHERE id = :id"), {"id": customer_id}
+            ).first()
+            conn.rollback()
+            if found:
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"the orders replica never learnt of customer {customer_id}")
+
+
 @pytest.fixture
-def csv_file(tmp_path, make_customer, make_product):
+def csv_file(tmp_path, make_customer, make_product, service_engine):
     buyer = make_customer()
+    _known_to_orders(service_engine, buyer["id"])
     product = make_product(price=1500, sku=f"IMP-{uuid.uuid4().hex[:6]}")
     tag = uuid.uuid4().hex[:8]
     rows = [
