@@ -103,6 +103,12 @@ def make_vhost(base: str, request) -> str:
 
 
 @pytest.fixture(scope="session")
+def new_vhost(backing_services, request):
+    """``new_vhost()``: the URI of another RabbitMQ virtual host, removed after the run."""
+    return lambda: make_vhost(backing_services[1], request)
+
+
+@pytest.fixture(scope="session")
 def amqp_uri(backing_services, request):
     """This run's RabbitMQ virtual host."""
     return make_vhost(backing_services[1], request)
@@ -121,6 +127,27 @@ def cms_settings(backing_services, amqp_uri, request):
     if not os.environ.get("CMS_KEEP_TEST_DATABASE"):
         request.addfinalizer(lambda: drop_database(current))
     return current
+
+
+@pytest.fixture(scope="session")
+def isolated_settings(cms_settings, new_vhost, request):
+    """``isolated_settings(["users"], messaging=False)``: settings of another database (and,
+    with messaging, another virtual host) provisioned for those services, dropped after the
+    run. For tests that write thousands of events, or need to know every row."""
+    from shared.provision import drop_database, provision
+
+    def make(services: list[str], messaging: bool = True):
+        url = make_url(cms_settings.database_url).set(database=f"cms_test_{uuid.uuid4().hex[:10]}")
+        current = dataclasses.replace(
+            cms_settings,
+            database_url=url.render_as_string(hide_password=False),
+            amqp_uri=new_vhost() if messaging else cms_settings.amqp_uri,
+        )
+        provision(current, services=services, messaging=messaging)
+        request.addfinalizer(lambda: drop_database(current))
+        return current
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,21 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
+from shared.db import create_service_engine
 from shared.errors import BadRequest, ConcurrencyError
 from shared.events import NewEvent
 from shared.eventstore import EventStore
+
+
+@pytest.fixture(scope="module")
+def users_engine(isolated_settings):
+    """The users schema of a database of its own: these tests append thousands of test events,
+    which in the run's shared database a users service would later publish to every
+    subscriber."""
+    settings = isolated_settings(["users"], messaging=False)
+    engine = create_service_engine(settings.service_url("users"), schema="users", pool_size=10)
+    yield engine
+    engine.dispose()
 
 
 def _event(n: int = 0) -> NewEvent:

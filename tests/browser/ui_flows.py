@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 CHROMIUM = os.environ.get("CMS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -363,8 +364,17 @@ def test_admin_manages_a_user_an_api_key_and_reads_the_audit_log(page: Page, liv
     expect(row).to_contain_text("Sales")
 
     def row_action(name: str) -> None:
-        row.get_by_role("button", name="More").click()
-        page.get_by_role("menuitem", name=name).locator("visible=true").click()
+        # the table may render again (the search's answer) between the click and the menu
+        # opening, which closes the menu: open it again until its item shows
+        item = page.get_by_role("menuitem", name=name).locator("visible=true")
+        for _ in range(4):
+            row.get_by_role("button", name="More").click()
+            try:
+                item.wait_for(state="visible", timeout=5000)
+                break
+            except PlaywrightTimeout:
+                page.keyboard.press("Escape")
+        item.click()
 
     # Role.
     row_action("Change role")

@@ -119,6 +119,8 @@ def test_every_message_matches_the_catalogue(subscriber, streams):
     types = set()
     for message in subscriber["received"]:
         body = message["body"]
+        if body["type"].startswith("test."):
+            continue  # appended straight into a service's log by a mechanism test of this run
         key = f"{body['type']}.v{body['schema_version']}"
         assert key in validators, f"{key} is not in the catalogue"
         errors = [e.message for e in validators[key].iter_errors(body)]

@@ -2,14 +2,12 @@
 helper to call its entrypoints as a given principal, unique test data, and a database of its
 own for tests that need to know every row (rebuild, the index plans on seeded data)."""
 
-import dataclasses
 import random
 import uuid
 
 import pytest
 from nameko.containers import get_container_cls
 from nameko.testing.services import entrypoint_hook
-from sqlalchemy.engine import make_url
 
 from services.customers.service import CustomersService
 from shared.db import create_service_engine
@@ -110,20 +108,15 @@ def make_customer(customers, admin):
 
 
 @pytest.fixture(scope="module")
-def isolated_config(cms_settings, nameko_config):
-    """nameko config whose customers schema lives in a database of its own, provisioned like
-    the real one."""
-    from shared.provision import drop_database, provision
-
-    url = make_url(cms_settings.database_url).set(database=f"cms_test_{uuid.uuid4().hex[:10]}")
-    current = dataclasses.replace(
-        cms_settings, database_url=url.render_as_string(hide_password=False)
-    )
-    provision(current, services=["customers"], messaging=False)
-    config = dict(nameko_config)
+def isolated_config(isolated_settings, nameko_config):
+    """nameko config whose customers schema lives in a database of its own, on a RabbitMQ
+    virtual host of its own, provisioned like the real ones: what its tests write (thousands of
+    rows, some of them) never reaches the run's shared database or the queues of the services
+    that later tests start."""
+    current = isolated_settings(["customers"])
+    config = dict(nameko_config, AMQP_URI=current.amqp_uri)
     config["DB_URIS"] = {**nameko_config["DB_URIS"], "customers": current.service_url("customers")}
-    yield config
-    drop_database(current)
+    return config
 
 
 @pytest.fixture(scope="module")

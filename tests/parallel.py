@@ -1,0 +1,137 @@
+"""Run the suite as several pytest processes at once (``python -m tests.parallel``).
+
+Most of the suite's time is spent waiting: for a stack of services to start, for an event to
+travel through RabbitMQ, for a projection to catch up. One pytest process leaves the machine
+idle most of that time, so ``make test`` runs a few at once, each with the test files of one
+group. Each process is a whole pytest session: its own database and RabbitMQ virtual host
+(root conftest), so the groups never see each other's data.
+
+pytest-xdist is not used: its workers talk to the controller over execnet threads, which
+eventlet's monkey patching (DESIGN §4) stalls.
+
+Files are dealt to groups longest first (``WEIGHTS``: seconds measured with ``--durations``;
+a file not listed counts as ``DEFAULT_WEIGHT``). ``CMS_TEST_JOBS`` sets the number of
+processes; by default it is 3, fewer when PostgreSQL allows too few connections for that many
+(each process runs stacks of services with a connection pool each: ``CONNECTIONS_PER_JOB``).
+Any other arguments are passed to every pytest process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_ROOTS = ("tests", "services", "gateway", "shared", "bench")
+DEFAULT_JOBS = 3
+CONNECTIONS_PER_JOB = 90
+DEFAULT_WEIGHT = 8.0
+NO_TESTS = 5  # pytest's exit code when it collected or selected no test
+
+# seconds per file, from `pytest --durations=0` (setup + call + teardown); only the heavy
+# ones matter for the balance
+WEIGHTS: dict[str, float] = {
+    "tests/browser/test_ui.py": 160,
+    "services/customers/tests/test_import_volume.py": 140,
+    "tests/security/test_fuzz.py": 60,
+    "services/analytics/tests/test_projections.py": 55,
+    "tests/test_run_command.py": 45,
+    "gateway/tests/test_analytics_api.py": 33,
+    "tests/reliability/test_reconnection.py": 23,
+    "gateway/tests/test_permissions.py": 23,
+    "services/customers/tests/test_seed.py": 23,
+    "tests/reliability/test_competing_consumers.py": 21,
+    "tests/integration/test_event_bus.py": 20,
+    "tests/security/test_abuse.py": 20,
+    "services/users/tests/test_auth.py": 18,
+    "shared/tests/test_eventstore.py": 18,
+    "services/customers/tests/test_rebuild.py": 16,
+    "gateway/tests/test_front_door.py": 16,
+    "services/orders/tests/test_imports.py": 15,
+    "gateway/tests/test_orders_api.py": 15,
+    "services/users/tests/test_rebuild.py": 13,
+    "gateway/tests/test_payments_api.py": 13,
+    "services/orders/tests/test_orders.py": 13,
+}
+
+
+def test_files() -> list[str]:
+    files = []
+    for root in TEST_ROOTS:
+        files += sorted(str(p.relative_to(ROOT)) for p in (ROOT / root).rglob("test_*.py"))
+    return [f for f in files if "node_modules" not in f]
+
+
+def deal(files: list[str], jobs: int) -> list[list[str]]:
+    """Longest file first, each to the group with the least work so far."""
+    groups: list[tuple[float, list[str]]] = [(0.0, []) for _ in range(jobs)]
+    for name in sorted(files, key=lambda f: -WEIGHTS.get(f, DEFAULT_WEIGHT)):
+        index = min(range(jobs), key=lambda i: groups[i][0])
+        load, members = groups[index]
+        groups[index] = (load + WEIGHTS.get(name, DEFAULT_WEIGHT), [*members, name])
+    return [sorted(members) for _, members in groups if members]
+
+
+def max_connections() -> int | None:
+    """PostgreSQL's max_connections less those in use, or None when it cannot be asked."""
+    try:
+        from sqlalchemy import create_engine, text
+
+        from shared.config import load_settings
+
+        engine = create_engine(load_settings().database_url)
+        try:
+            with engine.connect() as conn:
+                limit = int(conn.execute(text("SHOW max_connections")).scalar())
+                used = int(conn.execute(text("SELECT count(*) FROM pg_stat_activity")).scalar())
+        finally:
+            engine.dispose()
+        return limit - used
+    except Exception:  # noqa: BLE001 - the fixtures report an unreachable database themselves
+        return None
+
+
+def job_count() -> int:
+    if os.environ.get("CMS_TEST_JOBS"):
+        return max(1, int(os.environ["CMS_TEST_JOBS"]))
+    free = max_connections()
+    if free is None:
+        return DEFAULT_JOBS
+    return max(1, min(DEFAULT_JOBS, free // CONNECTIONS_PER_JOB))
+
+
+def main(argv: list[str]) -> int:
+    jobs = job_count()
+    groups = deal(test_files(), jobs)
+    started = time.monotonic()
+    print(f"running the suite as {len(groups)} pytest processes", flush=True)
+    running = []
+    for number, files in enumerate(groups, 1):
+        log = tempfile.NamedTemporaryFile(
+            "w+", prefix=f"cms-tests-{number}-", suffix=".log", delete=False
+        )
+        command = [sys.executable, "-m", "pytest", *argv, *files]
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        running.append((number, process, log, len(files)))
+    failed = 0
+    for number, process, log, count in running:
+        code = process.wait()
+        log.seek(0)
+        print(f"\n===== group {number} ({count} files): exit {code} =====", flush=True)
+        sys.stdout.write(log.read())
+        log.close()
+        os.unlink(log.name)
+        # 5: every test of the group deselected (``-k``, ``-m``), not a failure
+        failed = failed or (0 if code == NO_TESTS else code)
+    print(f"\nsuite: {len(groups)} groups in {time.monotonic() - started:.0f} s", flush=True)
+    if all(process.returncode == NO_TESTS for _, process, _, _ in running):
+        return NO_TESTS
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
