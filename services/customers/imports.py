@@ -69,9 +69,9 @@ from services.customers.import_columns import (
     reasons,
 )
 from services.customers.projections import TAKE_WRITERS_LOCK
-from services.customers.schemas import decode_cursor, encode_cursor
 from services.customers.uow import UnitOfWork, event_metadata
 from services.customers.validation import normalise_phones
+from shared.cursors import decode_cursor, encode_cursor
 from shared.errors import CmsError, Conflict, NotFound, RuleViolation
 from shared.events import isoformat, utcnow
 

@@ -8,7 +8,6 @@ Errors are keyed by the fields of the data a caller sends (``{"emails": {"0": {"
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -604,19 +603,3 @@ def load_args(
     if errors:
         raise BadRequest.for_fields(json.loads(json.dumps(errors, default=str)))
     return loaded
-
-
-def encode_cursor(*values: Any) -> str:
-    raw = json.dumps(list(values), separators=(",", ":"), ensure_ascii=False).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, parsers: tuple[Callable[[Any], Any], ...]) -> tuple:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(values, list) or len(values) != len(parsers):
-            raise ValueError("wrong shape")
-        return tuple(parse(value) for parse, value in zip(parsers, values, strict=True))
-    except (ValueError, TypeError, UnicodeDecodeError, ValidationError) as exc:
-        raise BadRequest.for_fields({"cursor": ["Not a valid cursor."]}) from exc

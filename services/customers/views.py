@@ -15,9 +15,9 @@ from services.customers.domain import Customer
 from services.customers.events import UtcDateTime
 from services.customers.personal import CustomerVault, open_event
 from services.customers.projections import load_streams, recorded, subjects_of
-from services.customers.schemas import decode_cursor, encode_cursor
 from services.customers.search import query_terms
 from services.customers.uow import not_found
+from shared.cursors import decode_cursor, encode_cursor
 from shared.errors import BadRequest
 from shared.events import isoformat, utcnow
 from shared.eventstore import events_table

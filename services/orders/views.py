@@ -3,8 +3,6 @@ history), and the changes feed behind the live status of the UI."""
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -19,7 +17,7 @@ from services.orders import access, tables
 from services.orders.domain import STATUS_OF_EVENT, Order
 from services.orders.projections import parse_time
 from services.orders.store import Store, product_not_found
-from shared.errors import BadRequest
+from shared.cursors import decode_cursor, encode_cursor
 from shared.events import isoformat
 from shared.sealing import Vault
 
@@ -31,19 +29,8 @@ def _iso(value: datetime | None) -> str | None:
     return isoformat(value) if value is not None else None
 
 
-def encode_cursor(*values: Any) -> str:
-    raw = json.dumps(list(values), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, size: int) -> list[Any]:
-    try:
-        values = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
-        if not isinstance(values, list) or len(values) != size:
-            raise ValueError("wrong shape")
-        return values
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise BadRequest.for_fields({"cursor": ["Not a valid cursor."]}) from exc
+def _uuid_text(value: Any) -> str:
+    return str(uuid.UUID(str(value)))
 
 
 # -- products -----------------------------------------------------------------------------------
@@ -100,11 +87,7 @@ def list_products(
     if currency:
         query = query.where(p.c.currency == currency)
     if cursor:
-        name, last_id = decode_cursor(cursor, 2)
-        try:
-            name, last_id = str(name), str(uuid.UUID(str(last_id)))
-        except (TypeError, ValueError) as exc:
-            raise BadRequest.for_fields({"cursor": ["Not a valid cursor."]}) from exc
+        name, last_id = decode_cursor(cursor, (str, _uuid_text))
         query = query.where(
             or_(func.lower(p.c.name) > name, and_(func.lower(p.c.name) == name, p.c.id > last_id))
         )
@@ -235,12 +218,8 @@ def list_orders(
     column = o.c.total if sort.lstrip("-") == "total" else o.c.placed_at
     descending = sort.startswith("-")
     if cursor:
-        value, last_id = decode_cursor(cursor, 2)
-        try:
-            value = int(value) if column is o.c.total else parse_time(str(value))
-            last_id = str(uuid.UUID(str(last_id)))
-        except (TypeError, ValueError) as exc:
-            raise BadRequest.for_fields({"cursor": ["Not a valid cursor."]}) from exc
+        value_parser = int if column is o.c.total else (lambda value: parse_time(str(value)))
+        value, last_id = decode_cursor(cursor, (value_parser, _uuid_text))
         if descending:
             after = or_(column < value, and_(column == value, o.c.id < last_id))
         else:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -11,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Row
 
 from services.payments.domain import REFUNDABLE
-from shared.errors import BadRequest
+from shared.cursors import decode_cursor, encode_cursor
 from shared.events import isoformat
 
 
@@ -48,18 +46,8 @@ def payment_view(row: Row) -> dict[str, Any]:
     }
 
 
-def _encode(created_at: datetime, payment_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), payment_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def _decode(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, payment_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(payment_id)
-    except (ValueError, TypeError) as exc:
-        raise BadRequest.for_fields({"cursor": ["Not a cursor from this API."]}) from exc
+    return decode_cursor(cursor, (datetime.fromisoformat, str))
 
 
 def list_payments(
@@ -95,7 +83,9 @@ def list_payments(
     rows = rows[:limit]
     return {
         "items": [payment_view(row) for row in rows],
-        "next_cursor": _encode(rows[-1].created_at, str(rows[-1].id)) if more else None,
+        "next_cursor": encode_cursor(rows[-1].created_at.isoformat(), str(rows[-1].id))
+        if more
+        else None,
     }
 
 

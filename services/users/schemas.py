@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -293,19 +291,3 @@ def load_args(
     if errors:
         raise BadRequest.for_fields(errors)
     return loaded
-
-
-def encode_cursor(*values: Any) -> str:
-    raw = json.dumps(list(values), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, parsers: tuple[Callable[[Any], Any], ...]) -> tuple:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(values, list) or len(values) != len(parsers):
-            raise ValueError("wrong shape")
-        return tuple(parse(value) for parse, value in zip(parsers, values, strict=True))
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise BadRequest.for_fields({"cursor": ["Not a valid cursor."]}) from exc

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Row
 from services.users import tables
 from services.users.config import users_config
 from services.users.events import UtcDateTime
-from services.users.schemas import decode_cursor, encode_cursor
+from shared.cursors import decode_cursor, encode_cursor
 from shared.errors import NotFound
 from shared.events import isoformat
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import ipaddress
-import json
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -17,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.webhooks import secret_store
 from services.webhooks.config import WebhookSettings
+from shared.cursors import decode_cursor, encode_cursor
 from shared.errors import BadRequest, ConcurrencyError, NotFound
 from shared.events import isoformat
 
@@ -213,12 +212,9 @@ class Endpoints:
             where.append("status = :status")
             params["status"] = status
         if cursor:
-            try:
-                after = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-                params["after_at"] = datetime.fromisoformat(after[0].replace("Z", "+00:00"))
-                params["after_id"] = uuid.UUID(after[1])
-            except (ValueError, TypeError, IndexError, KeyError):
-                raise BadRequest.for_fields({"cursor": ["Not a cursor from this API."]}) from None
+            params["after_at"], params["after_id"] = decode_cursor(
+                cursor, (datetime.fromisoformat, lambda value: uuid.UUID(str(value)))
+            )
             where.append("(created_at, id) < (:after_at, :after_id)")
         rows = self.session.execute(
             text(
@@ -231,9 +227,7 @@ class Endpoints:
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            next_cursor = base64.urlsafe_b64encode(
-                json.dumps([isoformat(last.created_at), str(last.id)]).encode()
-            ).decode()
+            next_cursor = encode_cursor(isoformat(last.created_at), str(last.id))
         return {"items": items, "next_cursor": next_cursor}
 
     def _delivery(self, endpoint_id: str, delivery_id: str, lock: bool = False):
