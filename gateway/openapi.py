@@ -64,6 +64,18 @@ def _operation_spec(operation: Operation) -> dict:
                 "description": "the ETag of the record as you read it",
             }
         )
+    if operation.idempotent:
+        params.append(
+            {
+                "in": "header",
+                "name": "Idempotency-Key",
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "description": "a key of the caller's choosing (a UUID): a retry with the same "
+                "key and request within 24 hours gets the first answer and changes nothing; "
+                "the same key with another request is 422",
+            }
+        )
     if params:
         spec["parameters"] = params
     if operation.body is not None:

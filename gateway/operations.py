@@ -151,6 +151,7 @@ class Operation:
     resource: str | None = None
     etag: bool = False
     errors: tuple[int, ...] = ()
+    idempotent: bool = False  # takes an Idempotency-Key (gateway.idempotency)
 
     @property
     def is_write(self) -> bool:

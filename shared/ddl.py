@@ -83,3 +83,26 @@ def create_mechanism_tables(execute) -> None:
     """Create the tables above with ``execute`` (alembic's ``op.execute``, or a connection's)."""
     for statement in MECHANISM_DDL:
         execute(statement)
+
+
+IDEMPOTENCY_DDL = (
+    """
+    CREATE TABLE idempotency_keys (
+        principal text NOT NULL,
+        key text NOT NULL,
+        operation text NOT NULL,
+        body_hash text NOT NULL,
+        response jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (principal, key)
+    )
+    """,
+    "CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at)",
+)
+
+
+def create_idempotency_keys(execute) -> None:
+    """The ``idempotency_keys`` table of ``shared.idempotency`` (payments has it from its own
+    first migration)."""
+    for statement in IDEMPOTENCY_DDL:
+        execute(statement)

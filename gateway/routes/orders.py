@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from gateway import order_schemas as osch
+from gateway.idempotency import idempotency
 from gateway.operations import ANY_ROLE, Context, Reply, op
 from shared.errors import NotFound
 
@@ -73,12 +74,20 @@ def list_orders(ctx: Context) -> Reply:
     etag=True,
     audit="orders.place",
     errors=(400, 404, 422),
+    idempotent=True,
     **ORDERS,
 )
 def place_order(ctx: Context) -> Reply:
     data = _plain(ctx.body)
     data["lines"] = [_plain(line) for line in ctx.body["lines"]]
-    order = ctx.call("orders", "place_order", actor=ctx.actor, viewer=viewer(ctx), data=data)
+    order = ctx.call(
+        "orders",
+        "place_order",
+        actor=ctx.actor,
+        viewer=viewer(ctx),
+        data=data,
+        idempotency=idempotency(ctx, "placeOrder"),
+    )
     return Reply(
         order,
         status=201,

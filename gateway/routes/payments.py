@@ -10,23 +10,19 @@ payments service, which enforces it (same key + same request → the stored resp
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import io
-import json
 from typing import Any
 
 from werkzeug.wrappers import Response
 
 from gateway import payment_schemas as ps
+from gateway.idempotency import idempotency
 from gateway.operations import ANY_ROLE, Context, Reply, op
-from shared.config import settings
 from shared.errors import BadRequest, CmsError, NotFound
 
 TAKERS = frozenset({"admin", "manager", "sales"})
 MANAGERS = frozenset({"admin", "manager"})
 PAYMENTS = {"tag": "payments", "resource": "payment"}
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 CSV_COLUMNS = (
     "date",
     "provider",
@@ -44,24 +40,6 @@ CSV_COLUMNS = (
     "status",
     "mismatched_references",
 )
-
-
-def idempotency(ctx: Context, operation: str) -> dict[str, str] | None:
-    """``{"key", "hash"}`` when the caller sent an Idempotency-Key (the hash is keyed, so a
-    card number in a body never lies in the database even hashed)."""
-    key = ctx.request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None:
-        return None
-    key = key.strip()
-    if not 1 <= len(key) <= 255:
-        raise BadRequest.for_fields({IDEMPOTENCY_HEADER: ["Must be 1 to 255 characters."]})
-    material = json.dumps(
-        {"operation": operation, "path": ctx.path, "body": ctx.body},
-        sort_keys=True,
-        default=str,
-    )
-    secret = hmac.new(settings().secret_key.encode(), b"idempotency", hashlib.sha256).digest()
-    return {"key": key, "hash": hmac.new(secret, material.encode(), hashlib.sha256).hexdigest()}
 
 
 def _check_order_visible(ctx: Context, order_id: str, resource: str = "order") -> None:
@@ -109,6 +87,7 @@ def _created(payment: dict[str, Any]) -> Reply:
     audit="payments.create",
     errors=(400, 404, 422),
     **PAYMENTS,
+    idempotent=True,
 )
 def create(ctx: Context) -> Reply:
     data = {**ctx.body, "order_id": str(ctx.body["order_id"])}
@@ -136,6 +115,7 @@ def create(ctx: Context) -> Reply:
     audit="payments.record_manual",
     errors=(400, 404, 422),
     **PAYMENTS,
+    idempotent=True,
 )
 def record_manual(ctx: Context) -> Reply:
     data = {**ctx.body, "order_id": str(ctx.body["order_id"])}
@@ -258,6 +238,7 @@ def _action(ctx: Context, method: str, **kwargs: Any) -> Reply:
     audit="payments.capture",
     errors=(404, 422),
     **PAYMENTS,
+    idempotent=True,
 )
 def capture(ctx: Context) -> Reply:
     return _action(ctx, "capture_payment", idempotency=idempotency(ctx, "capturePayment"))
@@ -291,6 +272,7 @@ def cancel(ctx: Context) -> Reply:
     audit="payments.refund",
     errors=(400, 404, 422),
     **PAYMENTS,
+    idempotent=True,
 )
 def refund(ctx: Context) -> Reply:
     reply = _action(

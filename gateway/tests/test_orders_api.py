@@ -284,3 +284,59 @@ def test_import_past_orders_twice(api, users, product):
         ).status_code
         == 403
     )
+
+
+def test_a_retried_order_with_one_idempotency_key_is_placed_once(api, users, product):
+    token = users["sales"]["token"]
+    buyer = customer(api, token)
+    key = f"order-{uuid.uuid4()}"
+
+    def attempt(_):
+        return api.call(
+            "POST",
+            "/api/v1/orders",
+            token=token,
+            headers={"Idempotency-Key": key},
+            json={
+                "customer_id": buyer["id"],
+                "lines": [{"product_id": product["id"], "quantity": 2}],
+            },
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(attempt, range(8)))
+    assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    listed = api.call("GET", f"/api/v1/orders?customer_id={buyer['id']}", token=token).json()
+    assert len(listed["items"]) == 1
+    # the same key with another request is refused and places nothing
+    other = api.call(
+        "POST",
+        "/api/v1/orders",
+        token=token,
+        headers={"Idempotency-Key": key},
+        json={"customer_id": buyer["id"], "lines": [{"product_id": product["id"], "quantity": 3}]},
+    )
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    # a key is the caller's own: another user's identical request places its own order
+    again = api.call(
+        "POST",
+        "/api/v1/orders",
+        token=users["manager"]["token"],
+        headers={"Idempotency-Key": key},
+        json={"customer_id": buyer["id"], "lines": [{"product_id": product["id"], "quantity": 2}]},
+    )
+    assert again.status_code == 201 and again.json()["id"] != answers[0].json()["id"]
+    # without a key every request is its own order
+    assert place(api, token, buyer["id"], product).json()["id"] != answers[0].json()["id"]
+    too_long = api.call(
+        "POST",
+        "/api/v1/orders",
+        token=token,
+        headers={"Idempotency-Key": "k" * 256},
+        json={"customer_id": buyer["id"], "lines": [{"product_id": product["id"], "quantity": 1}]},
+    )
+    assert too_long.status_code == 400 and "Idempotency-Key" in too_long.json()["errors"]
+    spec = api.call("GET", "/api/openapi.json").json()
+    parameters = spec["paths"]["/api/v1/orders"]["post"]["parameters"]
+    assert any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in parameters)

@@ -22,6 +22,7 @@ from services.orders.schemas import load
 from services.orders.store import Store
 from shared.consumer import apply_once, catch_up
 from shared.errors import CmsError, ConcurrencyError, ServiceUnavailable
+from shared.idempotency import purge_expired, run_idempotent
 from shared.rpc import Rpc
 from shared.service import EventSourcedService
 
@@ -36,6 +37,7 @@ REQUEST_CATCH_UP_BUDGET = 5.0
 
 #: Seconds between catch-ups on the customers' and payments' logs.
 CATCH_UP_INTERVAL = 30
+HOUSEKEEPING_INTERVAL = 3600
 PAYMENTS_CONSUMER = "orders.payments"
 #: A payment event that meets a concurrent command on its order is applied again this often.
 PAYMENT_ATTEMPTS = 5
@@ -160,14 +162,25 @@ class OrdersService(EventSourcedService):
     # -- orders ------------------------------------------------------------------------------
 
     @api
-    def place_order(self, actor, viewer, data) -> dict[str, Any]:
+    def place_order(self, actor, viewer, data, idempotency=None) -> dict[str, Any]:
+        """With ``idempotency`` (``{"key", "hash"}`` from the gateway): a retry with the same
+        key and request gets the order its first try placed, never a second order."""
         data = load(schemas.OrderData(), data)
         data["customer_id"] = str(data["customer_id"])
-        order_id = self._write(
-            lambda store: commands.place_order(store, viewer, data, self._catch_up_customers_now),
+        principal = f"{actor.get('kind') or 'user'}:{actor.get('id')}"
+        placed = self._write(
+            lambda store: run_idempotent(
+                store.session,
+                principal,
+                idempotency,
+                "place_order",
+                lambda: {
+                    "id": commands.place_order(store, viewer, data, self._catch_up_customers_now)
+                },
+            ),
             actor,
         )
-        return self.get_order(order_id=order_id, viewer=viewer)
+        return self.get_order(order_id=placed["id"], viewer=viewer)
 
     @api
     def get_order(self, order_id, viewer=None) -> dict[str, Any]:
@@ -339,6 +352,11 @@ class OrdersService(EventSourcedService):
         self.apply_payment(envelope)
 
     # -- catch-up ------------------------------------------------------------------------------
+
+    @timer(interval=HOUSEKEEPING_INTERVAL)
+    def housekeeping(self) -> None:
+        """Idempotency keys older than 24 hours go."""
+        purge_expired(self.db)
 
     @timer(interval=CATCH_UP_INTERVAL, eager=True)
     def catch_up(self) -> None:

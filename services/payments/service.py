@@ -21,13 +21,13 @@ from sqlalchemy import text
 from services.payments import schemas
 from services.payments.commands import PaymentCommands
 from services.payments.config import load_config
-from services.payments.idempotency import purge_expired, run_idempotent
 from services.payments.providers import build_providers
 from services.payments.sandbox_courier import SandboxCourier
 from services.payments.views import list_payments, payment_view, reconciliation
 from shared.consumer import apply_once, catch_up
 from shared.errors import BadRequest, CmsError, NotFound, ServiceUnavailable
 from shared.events import utcnow
+from shared.idempotency import purge_expired, run_idempotent
 from shared.rpc import Rpc
 from shared.service import EventSourcedService, load_rpc_payload
 

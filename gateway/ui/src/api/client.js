@@ -331,3 +331,9 @@ export function saveBlob(blob, filename) {
   link.remove()
   setTimeout(() => URL.revokeObjectURL(url), 1000)
 }
+
+/** A fresh Idempotency-Key: one per attempt of a write, so a retried click changes nothing twice. */
+export function newIdempotencyKey() {
+  if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID()
+  return `${Date.now()}-${Math.random().toString(16).slice(2)}`
+}

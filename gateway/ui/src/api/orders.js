@@ -1,5 +1,5 @@
 // The orders API (/api/v1/orders): thin wrappers, so the pages read as what they do.
-import { api } from './client.js'
+import { api, newIdempotencyKey } from './client.js'
 
 const one = (id, suffix = '') => `/orders/${encodeURIComponent(id)}${suffix}`
 
@@ -22,7 +22,7 @@ export const orders = {
   list: (filters, { limit, cursor } = {}) => api.get('/orders', { query: { ...orderQuery(filters), limit, cursor } }),
   /** { data: Order, etag } */
   get: (id) => api.get(one(id), { meta: true }),
-  place: (body) => api.post('/orders', body),
+  place: (body, key) => api.post('/orders', body, { headers: { 'Idempotency-Key': key || newIdempotencyKey() } }),
   /** Lines (with discount and tax rate) and/or the delivery address, with the ETag read. */
   update: (id, changes, etag) => api.patch(one(id), changes, { ifMatch: etag }),
   /** fulfil | complete | cancel | return */

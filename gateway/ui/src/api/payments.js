@@ -2,14 +2,11 @@
 // follow it, confirm / simulate the sandbox's customer step, capture, cancel, refund; the daily
 // reconciliation. Money-moving writes carry an Idempotency-Key, so a retried click never pays
 // twice.
-import { api } from './client.js'
+import { api, newIdempotencyKey } from './client.js'
+
+export { newIdempotencyKey }
 
 const one = (id, suffix = '') => `/payments/${encodeURIComponent(id)}${suffix}`
-
-export function newIdempotencyKey() {
-  if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID()
-  return `${Date.now()}-${Math.random().toString(16).slice(2)}`
-}
 
 const keyed = (key) => ({ headers: { 'Idempotency-Key': key || newIdempotencyKey() } })
 

@@ -1,7 +1,10 @@
-"""Idempotency keys of money-moving commands (Stripe semantics, DESIGN §5).
+"""Idempotency keys of commands a client may retry (Stripe semantics, DESIGN §5): placing an
+order, moving money.
 
-The gateway passes ``{"key", "hash"}`` (the caller's ``Idempotency-Key`` and a keyed hash of
-the operation, its path and its body). The key row is inserted in the command's own
+Each service that takes them has an ``idempotency_keys`` table in its schema
+(``shared.ddl.create_idempotency_keys`` in a migration of its own). The gateway passes
+``{"key", "hash"}`` (the caller's ``Idempotency-Key`` and a keyed hash of the operation, its
+path and its body). The key row is inserted in the command's own
 transaction, before the command runs: a concurrent request with the same key blocks on the
 primary key until the first commits, then finds the stored response (same hash) or refuses
 (different hash, 422). A command that fails rolls its key back, so the key can be retried.
