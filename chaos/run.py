@@ -171,6 +171,7 @@ class Outcome:
     idempotency_key: str | None = None
     order_id: str | None = None
     error: str | None = None
+    started: str = ""  # wall clock, to find the request in the services' logs
 
 
 class Load:
@@ -182,6 +183,7 @@ class Load:
 
     def _call(self, kind: str, path: str, body: dict, headers: dict | None = None) -> Outcome:
         request_id = f"chaos-{kind}-{uuid.uuid4().hex}"
+        started_at = time.strftime("%H:%M:%S")
         started = time.monotonic()
         try:
             response = requests.post(
@@ -202,6 +204,7 @@ class Load:
         except requests.RequestException as exc:
             outcome = Outcome(kind, request_id, None, 0, error=type(exc).__name__)
         outcome.seconds = time.monotonic() - started
+        outcome.started = started_at
         self.outcomes.append(outcome)
         return outcome
 
@@ -353,10 +356,12 @@ def verify(system: System, token: str, load: Load, subscriber, known: set[str]) 
     statuses = Counter(o.status for o in outcomes)
     log(f"requests: {len(outcomes)}; statuses: {dict(statuses)}")
     hangs = [o for o in outcomes if o.seconds > HANG_AFTER]
+    hung = [
+        (o.kind, o.status, round(o.seconds, 1), o.error, o.request_id, o.started) for o in hangs
+    ]
     report.check(
         not hangs,
-        f"no request hung (all answered within {HANG_AFTER:g} s): {len(hangs)} did "
-        f"{[(o.kind, o.status, round(o.seconds, 1), o.error, o.request_id) for o in hangs][:3]}",
+        f"no request hung (all answered within {HANG_AFTER:g} s): {len(hangs)} did {hung[:3]}",
     )
     errors = [o for o in outcomes if o.status is not None and o.status >= 500 and o.status != 503]
     report.check(not errors, f"no 5xx but 503: {[(o.status, o.body) for o in errors][:3]}")
