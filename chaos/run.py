@@ -78,6 +78,7 @@ class System:
     env: dict
     url: str
     processes: dict = dataclasses.field(default_factory=dict)
+    died: dict = dataclasses.field(default_factory=dict)  # name → exit code, before its SIGKILL
 
     def spawn(self, name: str) -> None:
         self.processes[name] = subprocess.Popen(
@@ -112,6 +113,8 @@ class System:
 
     def kill_and_restart(self, name: str) -> None:
         process = self.processes[name]
+        if process.poll() is not None:  # it ended by itself before its turn: that is a failure
+            self.died[name] = process.returncode
         process.send_signal(signal.SIGKILL)
         process.wait()
         time.sleep(1)
@@ -616,11 +619,12 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(5)
         load.running = False
         pool.waitall()
-        exited = {
-            name: process.returncode
+        exited = dict(system.died)
+        exited.update(
+            (name, process.returncode)
             for name, process in system.processes.items()
             if process.poll() is not None
-        }
+        )
         report.check(not exited, f"every process stayed up by itself (exited: {exited or 'none'})")
         if exited:
             raise SystemExit(1)
