@@ -7,26 +7,18 @@ becomes :class:`ServiceUnavailable`, which the gateway answers as 503.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import eventlet
-from amqp.exceptions import ConnectionError as AmqpConnectionError
-from kombu.exceptions import OperationalError as BrokerUnavailable
 from nameko.exceptions import RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import MethodProxy, ReplyListener
 from nameko.rpc import Rpc as RpcEntrypoint
 
 from shared.errors import ServiceUnavailable
-
-log = logging.getLogger(__name__)
-
-#: What publishing raises while RabbitMQ restarts (the connection closed under it, new ones
-#: refused): a request that cannot be sent, or a reply that cannot be, is a 503, not a crash.
-BROKER_OUTAGES = (BrokerUnavailable, AmqpConnectionError, ConnectionError)
+from shared.outages import BROKER_OUTAGES
 
 #: Errors a service raises when its database is gone or refuses for a while (SQLAlchemy and
 #: psycopg2 names, as they cross RPC): the caller gets a 503, not an internal error.
@@ -149,23 +141,5 @@ def refuse_redelivered_requests() -> None:
             )
         return original(self, body, message)
 
-    original_result = RpcEntrypoint.handle_result
-
-    def handle_result(self, message, worker_ctx, result, exc_info):
-        # nameko kills the whole container when a reply cannot be published (RabbitMQ went
-        # away between the request and the answer); the caller times out with a 503 instead,
-        # and the unacknowledged request comes back redelivered, to be refused above
-        try:
-            return original_result(self, message, worker_ctx, result, exc_info)
-        except BROKER_OUTAGES as exc:
-            log.warning(
-                "could not send the reply of %s.%s: %s",
-                self.container.service_name,
-                self.method_name,
-                exc,
-            )
-            return result, exc_info
-
     RpcEntrypoint.handle_message = handle_message
-    RpcEntrypoint.handle_result = handle_result
     RpcEntrypoint._cms_at_most_once = True

@@ -17,6 +17,7 @@ from nameko.cli.run import is_entrypoint, run  # noqa: E402
 from shared import logs  # noqa: E402
 from shared.config import SERVICES, settings  # noqa: E402
 from shared.db import ensure_cooperative_psycopg2  # noqa: E402
+from shared.outages import survive_broker_restarts  # noqa: E402
 from shared.rpc import refuse_redelivered_requests  # noqa: E402
 
 
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     if not ensure_cooperative_psycopg2():
         raise SystemExit("psycopg2 could not be made cooperative under eventlet")
     refuse_redelivered_requests()
+    survive_broker_restarts()
     run(service_classes(module_for(name)), current.nameko_config())
 
 

@@ -9,11 +9,13 @@ import pytest
 from kombu.exceptions import OperationalError
 from nameko.containers import get_container_cls
 from nameko.exceptions import RpcTimeout
+from nameko.messaging import QueueConsumer
 from nameko.rpc import Responder, Rpc, rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 
 import shared.rpc
 from shared.errors import ServiceUnavailable
+from shared.outages import survive_broker_restarts
 from shared.rpc import RpcClient, refuse_redelivered_requests
 
 
@@ -65,7 +67,7 @@ def test_a_reply_rabbitmq_does_not_take_leaves_the_service_running(nameko_config
     """RabbitMQ restarting between a request and its reply: the reply cannot be published.
     nameko would kill the whole container; the caller times out instead (a 503 through the
     gateway) and the service goes on serving."""
-    refuse_redelivered_requests()
+    survive_broker_restarts()
     container = get_container_cls(nameko_config)(Echo, nameko_config)
     container.start()
     failures = [OperationalError("[Errno 111] ECONNREFUSED")]
@@ -102,3 +104,24 @@ def test_a_request_rabbitmq_does_not_take_is_a_503(monkeypatch):
     with pytest.raises(ServiceUnavailable) as refused:
         client.call("orders", "place_order", customer_id="c1")
     assert refused.value.extra == {"service": "orders", "code": "broker_unavailable"}
+
+
+def test_an_acknowledgement_on_a_closed_connection_leaves_the_service_running(
+    nameko_config, monkeypatch
+):
+    """An event handled while RabbitMQ goes away cannot be acknowledged: the socket error
+    (not amqp's own ConnectionError, which nameko expects) killed the container."""
+    survive_broker_restarts()
+
+    class Gone:
+        def ack(self):
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+        def requeue(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    message = SimpleNamespace(channel=SimpleNamespace(connection=object()))
+    message.ack, message.requeue = Gone().ack, Gone().requeue
+    consumer = QueueConsumer()
+    consumer.ack_message(message)  # logged, not raised: the broker redelivers it
+    consumer.requeue_message(message)
