@@ -37,7 +37,7 @@ format: $(BIN)/cms
 	$(BIN)/ruff format .
 
 test: install lint ## the whole suite: lint, unit, integration, end-to-end and browser tests
-	$(BIN)/python -m tests.parallel -q -m "not chaos" $(PYTEST_ARGS)
+	$(BIN)/python -m tests.parallel -q $(PYTEST_ARGS)
 
 QUICK ?=
 BENCH_ARGS ?=

@@ -36,6 +36,7 @@ NO_TESTS = 5  # pytest's exit code when it collected or selected no test
 # ones matter for the balance
 WEIGHTS: dict[str, float] = {
     "tests/browser/test_ui.py": 160,
+    "tests/reliability/test_chaos.py": 100,
     "services/customers/tests/test_import_volume.py": 140,
     "tests/security/test_fuzz.py": 60,
     "services/analytics/tests/test_projections.py": 55,
