@@ -95,6 +95,7 @@ class System:
     output: list[str] = field(default_factory=list)
     keep_database: bool = False
     reuse_database: bool = False
+    processes_per_service: int = 1
     _vhost_made: bool = False
     _database_made: bool = False
 
@@ -154,7 +155,16 @@ class System:
         gateway's /readyz answers 200. The seeded events reach every consumer at start, so
         the services may be slow to answer for a while."""
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "shared.cli", "run", "--ready-timeout", f"{timeout:g}"],
+            [
+                sys.executable,
+                "-m",
+                "shared.cli",
+                "run",
+                "--ready-timeout",
+                f"{timeout:g}",
+                "--processes",
+                str(self.processes_per_service),
+            ],
             cwd=ROOT,
             env=self.environment(),
             stdout=subprocess.PIPE,

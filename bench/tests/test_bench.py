@@ -177,3 +177,21 @@ def test_high_water_mark_of_this_process_is_at_least_its_rss():
     if mark is None:
         pytest.skip("no /proc here")
     assert mark >= psutil.Process().memory_info().rss * 0.9
+
+
+def test_compare_puts_two_runs_side_by_side():
+    from bench.compare import compare
+
+    def result(processes, place, p99):
+        return {
+            "config": {"processes_per_service": processes},
+            "phases": [
+                {"name": "place_order", "throughput_per_s": place, "p99_ms": p99},
+                {"name": "rpc_ping", "skipped": "not asked for"},
+            ],
+        }
+
+    table = compare(result(1, 40.0, 90.0), result(2, 50.0, 80.0))
+    assert "| place_order | 40.0 | 50.0 | 1.25 | 90.0 | 80.0 |" in table
+    assert "rpc_ping" not in table
+    assert "2" in table.splitlines()[0]
