@@ -468,9 +468,41 @@ def verify(system: System, token: str, load: Load, subscriber, known: set[str]) 
         f"events: {len(expected_ids)}; delivered more than once (allowed: at least once): "
         f"{duplicates}"
     )
+    # every 2xx write left one audit entry (entries the users service missed during a fault
+    # are retried by the gateway in the background, so they may come a little later)
+    written = [o.request_id for o in outcomes if o.status in (200, 201)]
+    deadline = time.monotonic() + 90
+    while True:
+        audited = audit_counts(database_url, written)
+        unaudited = [r for r in written if audited[r] != 1]
+        if not unaudited or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    report.check(
+        not unaudited,
+        f"every 2xx write has exactly one audit entry ({len(unaudited)} do not: "
+        f"{[(r, audited[r]) for r in unaudited][:3]})",
+    )
     applied_twice = _applied_twice(database_url)
     report.check(not applied_twice, f"every consumed event applied once: {applied_twice or 'yes'}")
     return report
+
+
+def audit_counts(database_url: str, request_ids: list[str]) -> Counter:
+    """How many audit entries each of these requests has."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT request_id, count(*) FROM users.audit_log "
+                    "WHERE request_id = ANY(:ids) GROUP BY request_id"
+                ),
+                {"ids": request_ids},
+            ).all()
+    finally:
+        engine.dispose()
+    return Counter({request_id: n for request_id, n in rows})
 
 
 def _applied_twice(database_url: str) -> dict:

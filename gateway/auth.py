@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import uuid
+
+import eventlet
 
 from gateway.operations import Operation, Principal, Reply
 from shared.errors import CmsError, Unauthorized
+from shared.events import isoformat, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +73,29 @@ def record_audit(
         "status": status,
         "ip": client_ip,
         "request_id": request.request_id,
+        "at": isoformat(utcnow()),
+        "entry_id": str(uuid.uuid4()),
     }
     try:
         rpc.call("users", "record_audit", entry=entry)
     except CmsError as exc:
-        log.error("could not record audit entry %s: %s", entry, exc)
+        # the users service or the broker is away for a moment (a restart): the entry is
+        # tried again in the background, keyed by entry_id so that it is never written twice
+        log.warning("audit entry %s not recorded yet (%s); retrying", entry["entry_id"], exc)
+        eventlet.spawn_n(_retry_audit, rpc, entry)
+
+
+#: Seconds between the background attempts of an audit entry: about 4 minutes in all.
+AUDIT_RETRY_DELAYS = (1, 2, 4, 8, 15, 30, 60, 60, 60)
+
+
+def _retry_audit(rpc, entry: dict) -> None:
+    for delay in AUDIT_RETRY_DELAYS:
+        eventlet.sleep(delay)
+        try:
+            rpc.call("users", "record_audit", entry=entry)
+        except CmsError:
+            continue
+        log.info("audit entry %s recorded on a later attempt", entry["entry_id"])
+        return
+    log.error("could not record audit entry %s", entry)

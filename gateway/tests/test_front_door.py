@@ -1,5 +1,6 @@
 """Signing in, sessions and accounts through the gateway, as a client app meets them."""
 
+import time
 import uuid
 
 import pyotp
@@ -277,3 +278,45 @@ def test_erasing_a_user_leaves_no_personal_data_in_their_events(api, admin, pers
         401,
         "invalid_credentials",
     )
+
+
+def test_an_audit_entry_the_users_service_misses_is_recorded_later_once(api, admin, monkeypatch):
+    """A broker or users outage while a write is answered: the gateway tries the entry again
+    in the background (with its entry_id, so never twice)."""
+    from services.users.admin import AuditLog
+    from shared.errors import ServiceUnavailable
+
+    record, refused = AuditLog.record, []
+
+    def flaky(self, entry):
+        if entry["action"] == "users.deactivate" and not refused:
+            refused.append(entry["entry_id"])
+            raise ServiceUnavailable("the users service cannot use its database right now")
+        return record(self, entry)
+
+    monkeypatch.setattr(AuditLog, "record", flaky)
+    email = f"flaky-{uuid.uuid4().hex[:8]}@example.com"
+    created = api.call(
+        "POST",
+        "/api/v1/users",
+        token=admin[1],
+        json={"email": email, "name": "Flaky", "role": "sales", "password": PASSWORD},
+    ).json()
+    response = api.call("POST", f"/api/v1/users/{created['id']}/deactivate", token=admin[1])
+    assert response.status_code == 200 and refused
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        entries = api.call(
+            "GET",
+            f"/api/v1/audit?resource_id={created['id']}&action=users.deactivate",
+            token=admin[1],
+        ).json()["items"]
+        if entries:
+            break
+        time.sleep(0.5)
+    assert len(entries) == 1 and entries[0]["status"] == 200
+    time.sleep(2)  # a later attempt, had there been one, would not add a second entry
+    again = api.call(
+        "GET", f"/api/v1/audit?resource_id={created['id']}&action=users.deactivate", token=admin[1]
+    ).json()["items"]
+    assert len(again) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from services.users import tables, views
@@ -52,10 +52,17 @@ class AuditLog:
         self.session = session
 
     def record(self, entry: dict[str, Any]) -> None:
+        """Once per ``entry_id`` (when the gateway gives one): a retried entry is not doubled."""
         values = dict(entry)
         values["at"] = values.get("at") or utcnow()
+        if values.get("entry_id") is not None:
+            values["entry_id"] = str(values["entry_id"])
         try:
-            self.session.execute(insert(tables.audit_log).values(**values))
+            self.session.execute(
+                insert(tables.audit_log)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["entry_id"])
+            )
             self.session.commit()
         except BaseException:
             self.session.rollback()

@@ -251,6 +251,7 @@ class AuditEntry(Schema):
     ip = fields.String(load_default=None, allow_none=True)
     request_id = fields.String(load_default=None, allow_none=True)
     at = UtcDateTime(load_default=None, allow_none=True)
+    entry_id = fields.UUID(load_default=None, allow_none=True)
 
 
 class RecordAuditArgs(Schema):

@@ -156,4 +156,5 @@ audit_log = Table(
     Column("ip", Text),
     Column("request_id", Text),
     _ts("recorded_at"),
+    Column("entry_id", UUID(as_uuid=False), unique=True),  # the gateway's key (retries)
 )

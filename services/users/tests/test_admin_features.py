@@ -175,3 +175,14 @@ def test_audit_log_is_append_only(users, users_engine):
         with pytest.raises(DBAPIError, match="append-only"), users_engine.begin() as conn:
             conn.execute(text(statement))
     assert users.list_audit(action="users.immutable")["items"]
+
+
+def test_an_audit_entry_sent_twice_is_recorded_once(users):
+    """The gateway retries an entry it could not confirm, with the same ``entry_id``."""
+    entry = _entry(action="users.retried", entry_id=str(uuid.uuid4()))
+    users.record_audit(entry=entry)
+    users.record_audit(entry=entry)
+    assert len(users.list_audit(action="users.retried")["items"]) == 1
+    users.record_audit(entry=_entry(action="users.retried", entry_id=str(uuid.uuid4())))
+    users.record_audit(entry=_entry(action="users.retried"))  # no key: always recorded
+    assert len(users.list_audit(action="users.retried")["items"]) == 3
