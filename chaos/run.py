@@ -215,14 +215,19 @@ class Load:
         while self.running:
             customer = random.choice(self.customers)
             product = random.choice(self.products)
-            placed = self._call(
-                "order",
-                "/api/v1/orders",
-                {
-                    "customer_id": customer,
-                    "lines": [{"product_id": product["id"], "quantity": random.randint(1, 3)}],
-                },
-            )
+            body = {
+                "customer_id": customer,
+                "lines": [{"product_id": product["id"], "quantity": random.randint(1, 3)}],
+            }
+            # placed with an Idempotency-Key, retried with the same key until it gets a
+            # definite answer, as a careful client does: one order per key
+            key = f"chaos-order-{uuid.uuid4().hex}"
+            for _ in range(8):
+                placed = self._call("order", "/api/v1/orders", body, {"Idempotency-Key": key})
+                placed.idempotency_key = key
+                if placed.status is not None and placed.status < 500:
+                    break
+                time.sleep(1)
             if placed.status != 201:
                 time.sleep(0.3)
                 continue
@@ -408,16 +413,26 @@ def verify(system: System, token: str, load: Load, subscriber, known: set[str]) 
     per_request = Counter(
         (e["metadata"].get("request_id"), e["event_type"]) for rows in logged.values() for e in rows
     )
+    # the attempts of one order share its Idempotency-Key; its order.placed event carries the
+    # request id of the attempt that placed it
+    attempts = defaultdict(list)
+    for o in outcomes:
+        if o.kind == "order":
+            attempts[o.idempotency_key].append(o)
+    placed = {
+        key: sum(per_request[(o.request_id, "order.placed")] for o in tries)
+        for key, tries in attempts.items()
+    }
     twice = [
-        o.request_id
+        o.idempotency_key
         for o in outcomes
         if o.kind == "order" and o.status == 201
-        if per_request[(o.request_id, "order.placed")] != 1
+        if placed[o.idempotency_key] != 1
     ]
     report.check(
         not twice,
         f"every 2xx order exists exactly once ({len(twice)} do not: "
-        f"{[(r, per_request[(r, 'order.placed')]) for r in twice][:3]})",
+        f"{[(k, placed[k]) for k in twice][:3]})",
     )
     captured_events = Counter(
         e["stream_id"] for e in logged.get("payments", []) if e["event_type"] == "payment.captured"
@@ -430,6 +445,15 @@ def verify(system: System, token: str, load: Load, subscriber, known: set[str]) 
     split = [key for key, ids in by_key.items() if len(ids) > 1]
     report.check(
         not split, f"retries with one Idempotency-Key made one payment ({len(split)} made more)"
+    )
+    # an order whose first try got no answer (or a 503) may have been placed: its retries
+    # with the same key must have found that order, not placed another
+    doubled = [key for key, n in placed.items() if n > 1]
+    retried = sum(1 for tries in attempts.values() if len(tries) > 1)
+    report.check(
+        not doubled,
+        f"retries with one Idempotency-Key placed one order ({retried} keys retried, "
+        f"{len(doubled)} placed more than one)",
     )
     missing_payments = [
         o.body["id"]
