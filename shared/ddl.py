@@ -102,7 +102,7 @@ IDEMPOTENCY_DDL = (
 
 
 def create_idempotency_keys(execute) -> None:
-    """The ``idempotency_keys`` table of ``shared.idempotency`` (payments has it from its own
-    first migration)."""
+    """The ``idempotency_keys`` table of ``shared.idempotency``, in a migration of each service
+    that takes Idempotency-Keys (payments 0002, orders 0003)."""
     for statement in IDEMPOTENCY_DDL:
         execute(statement)

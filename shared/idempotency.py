@@ -29,14 +29,15 @@ MAX_KEY_LENGTH = 255
 
 def run_idempotent(
     session: Session,
-    principal: str,
+    actor: Mapping[str, Any],
     idempotency: Mapping[str, Any] | None,
     operation: str,
     run: Callable[[], dict[str, Any]],
 ) -> dict[str, Any]:
-    """``run()`` once per key; the caller commits."""
+    """``run()`` once per key of the caller (``actor``: its kind and id); the caller commits."""
     if not idempotency:
         return run()
+    principal = f"{actor.get('kind') or 'user'}:{actor.get('id')}"
     key, body_hash = str(idempotency.get("key") or ""), str(idempotency.get("hash") or "")
     if not key or len(key) > MAX_KEY_LENGTH or not body_hash:
         raise BadRequest.for_fields(

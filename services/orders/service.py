@@ -167,11 +167,10 @@ class OrdersService(EventSourcedService):
         key and request gets the order its first try placed, never a second order."""
         data = load(schemas.OrderData(), data)
         data["customer_id"] = str(data["customer_id"])
-        principal = f"{actor.get('kind') or 'user'}:{actor.get('id')}"
         placed = self._write(
             lambda store: run_idempotent(
                 store.session,
-                principal,
+                actor,
                 idempotency,
                 "place_order",
                 lambda: {

@@ -102,10 +102,9 @@ class PaymentsService(EventSourcedService):
         idempotency: dict | None,
         command: Callable[[PaymentCommands], dict],
     ) -> dict[str, Any]:
-        principal = f"{actor.get('kind') or 'user'}:{actor.get('id')}"
         try:
             result = run_idempotent(
-                self.db, principal, idempotency, operation, lambda: command(self._commands(actor))
+                self.db, actor, idempotency, operation, lambda: command(self._commands(actor))
             )
             self.db.commit()
         except Exception:

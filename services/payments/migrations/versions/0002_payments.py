@@ -8,6 +8,8 @@ Revises: 0001
 
 from alembic import op
 
+from shared.ddl import create_idempotency_keys
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -73,18 +75,6 @@ DDL = (
     )
     """,
     "CREATE INDEX payment_movements_day_idx ON payment_movements (occurred_at)",
-    """
-    CREATE TABLE idempotency_keys (
-        principal text NOT NULL,
-        key text NOT NULL,
-        operation text NOT NULL,
-        body_hash text NOT NULL,
-        response jsonb NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (principal, key)
-    )
-    """,
-    "CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at)",
     # a provider's webhook event applied once (by the provider's event id)
     """
     CREATE TABLE provider_webhook_events (
@@ -146,6 +136,7 @@ DDL = (
 def upgrade() -> None:
     for statement in DDL:
         op.execute(statement)
+    create_idempotency_keys(op.execute)
 
 
 def downgrade() -> None:
