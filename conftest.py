@@ -114,19 +114,27 @@ def amqp_uri(backing_services, request):
     return make_vhost(backing_services[1], request)
 
 
-@pytest.fixture(scope="session")
-def cms_settings(backing_services, amqp_uri, request):
-    """Settings for this run: a database of its own, provisioned like a real deployment."""
+def provisioned_database(base, amqp_uri: str, request, **provision_options):
+    """``base`` settings on a new ``cms_test_<random>`` database of the same server and on
+    ``amqp_uri``, provisioned (``shared.provision.provision`` options), dropped after the run
+    unless ``CMS_KEEP_TEST_DATABASE`` is set."""
     from shared.provision import drop_database, provision
 
-    admin_url, _ = backing_services
-    database = f"cms_test_{uuid.uuid4().hex[:10]}"
-    url = make_url(admin_url).set(database=database).render_as_string(hide_password=False)
-    current = dataclasses.replace(load_settings(), database_url=url, amqp_uri=amqp_uri)
-    provision(current)
+    url = make_url(base.database_url).set(database=f"cms_test_{uuid.uuid4().hex[:10]}")
+    current = dataclasses.replace(
+        base, database_url=url.render_as_string(hide_password=False), amqp_uri=amqp_uri
+    )
+    provision(current, **provision_options)
     if not os.environ.get("CMS_KEEP_TEST_DATABASE"):
         request.addfinalizer(lambda: drop_database(current))
     return current
+
+
+@pytest.fixture(scope="session")
+def cms_settings(backing_services, amqp_uri, request):
+    """Settings for this run: a database of its own, provisioned like a real deployment."""
+    base = dataclasses.replace(load_settings(), database_url=backing_services[0])
+    return provisioned_database(base, amqp_uri, request)
 
 
 @pytest.fixture(scope="session")
@@ -134,18 +142,12 @@ def isolated_settings(cms_settings, new_vhost, request):
     """``isolated_settings(["users"], messaging=False)``: settings of another database (and,
     with messaging, another virtual host) provisioned for those services, dropped after the
     run. For tests that write thousands of events, or need to know every row."""
-    from shared.provision import drop_database, provision
 
     def make(services: list[str], messaging: bool = True):
-        url = make_url(cms_settings.database_url).set(database=f"cms_test_{uuid.uuid4().hex[:10]}")
-        current = dataclasses.replace(
-            cms_settings,
-            database_url=url.render_as_string(hide_password=False),
-            amqp_uri=new_vhost() if messaging else cms_settings.amqp_uri,
+        amqp = new_vhost() if messaging else cms_settings.amqp_uri
+        return provisioned_database(
+            cms_settings, amqp, request, services=services, messaging=messaging
         )
-        provision(current, services=services, messaging=messaging)
-        request.addfinalizer(lambda: drop_database(current))
-        return current
 
     return make
 

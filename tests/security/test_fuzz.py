@@ -112,6 +112,7 @@ def test_security_settings_survive_fuzzing_with_an_admin_api_key(api, nameko_con
     assert key.status_code == 201, key.text
     before = api.call("GET", "/api/v1/settings/security", token=token)
     assert before.status_code == 200, before.text
+    found = before.json()
     try:
         _run(
             api,
@@ -126,6 +127,6 @@ def test_security_settings_survive_fuzzing_with_an_admin_api_key(api, nameko_con
             "PATCH",
             "/api/v1/settings/security",
             headers={"X-API-Key": key.json()["key"]},
-            json={key: before.json()[key] for key in SETTINGS if key in before.json()},
+            json={name: found[name] for name in SETTINGS if name in found},
         )
         assert restored.status_code == 200, restored.text
