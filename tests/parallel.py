@@ -98,7 +98,12 @@ def max_connections() -> int | None:
 
 def job_count() -> int:
     if os.environ.get("CMS_TEST_JOBS"):
-        return max(1, int(os.environ["CMS_TEST_JOBS"]))
+        try:
+            return max(1, int(os.environ["CMS_TEST_JOBS"]))
+        except ValueError:
+            raise SystemExit(
+                f"CMS_TEST_JOBS must be a whole number, not {os.environ['CMS_TEST_JOBS']!r}"
+            ) from None
     free = max_connections()
     if free is None:
         return DEFAULT_JOBS
