@@ -52,8 +52,19 @@ events_table = Table(
 
 MAX_READ_LIMIT = 1000
 
-#: Sent (inside the appending transaction, so only on commit) to wake the outbox relay.
-NOTIFY_CHANNEL = "cms_events"
+#: Sent (inside the appending transaction, so only on commit) to wake the outbox relay. The
+#: channel is per schema: channels are database-wide, and one service's commit must not wake
+#: every other service's relay (that cost five empty polls per event; docs/performance.md).
+NOTIFY_CHANNEL_PREFIX = "cms_events_"
+
+#: The statement an append runs: the channel of the schema the connection writes to.
+NOTIFY_SQL = "SELECT pg_notify('" + NOTIFY_CHANNEL_PREFIX + "' || current_schema(), '')"
+
+
+def notify_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel on which ``schema``'s appends announce themselves."""
+    return NOTIFY_CHANNEL_PREFIX + schema
+
 
 _COLUMNS = (
     events_table.c.global_position,
@@ -137,7 +148,7 @@ class EventStore:
             insert(events_table).returning(*_COLUMNS, sort_by_parameter_order=True), rows
         )
         recorded = [_recorded(row) for row in result]
-        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        conn.execute(text(NOTIFY_SQL))
         return recorded
 
     def load_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:

@@ -27,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from shared.db import create_service_engine, service_database_url
-from shared.eventstore import NOTIFY_CHANNEL, EventStore, RecordedEvent
+from shared.eventstore import EventStore, RecordedEvent, notify_channel
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +150,11 @@ class OutboxPublisher:
 
 
 class Notifications:
-    """Waits for ``NOTIFY cms_events`` from the service's schema, sent when an append commits."""
+    """Waits for the ``NOTIFY`` an append to ``schema``'s event log sends when it commits."""
 
-    def __init__(self, dsn: str):
+    def __init__(self, dsn: str, schema: str):
         self.dsn = dsn
+        self.channel = notify_channel(schema)
         self.connection = None
 
     def wait(self, timeout: float) -> None:
@@ -162,7 +163,7 @@ class Notifications:
             if connection is None:
                 connection = psycopg2.connect(self.dsn)
                 connection.autocommit = True
-                connection.cursor().execute(f"LISTEN {NOTIFY_CHANNEL}")
+                connection.cursor().execute(f'LISTEN "{self.channel}"')
                 self.connection = connection
             select.select([connection], [], [], timeout)
             connection.poll()
@@ -211,7 +212,7 @@ class OutboxRelay(DependencyProvider):
             heartbeat=int(config.get("HEARTBEAT", 15)),
         )
         dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self.notifications = Notifications(dsn)
+        self.notifications = Notifications(dsn, service)
 
     def start(self) -> None:
         self._running = True

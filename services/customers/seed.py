@@ -29,7 +29,7 @@ from services.customers.events import CUSTOMER_STREAM, registry
 from services.customers.personal import CustomerVault, seal_payload, subject_keys
 from services.customers.projections import TAKE_WRITERS_LOCK, customer_row
 from shared.errors import EventSchemaError
-from shared.eventstore import NOTIFY_CHANNEL, events_table
+from shared.eventstore import NOTIFY_SQL, events_table
 
 BATCH = 2000
 REGISTERED = "customer.registered"
@@ -210,7 +210,7 @@ def seed_batch(
         rows.append({**customer_row(customer), "order_count": 0})
     conn.execute(insert(events_table), events)
     conn.execute(insert(tables.customers), rows)
-    conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    conn.execute(text(NOTIFY_SQL))
     return len(ids)
 
 

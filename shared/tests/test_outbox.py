@@ -11,7 +11,7 @@ from nameko.testing.services import entrypoint_waiter
 from services.payments.service import PaymentsService
 from shared.events import NewEvent
 from shared.eventstore import EventStore
-from shared.outbox import OutboxPublisher
+from shared.outbox import Notifications, OutboxPublisher
 from shared.testing import TcpProxy
 
 
@@ -133,3 +133,27 @@ def test_the_relay_inside_a_service_feeds_nameko_event_handlers(
         payments.start()
         recorded = _append(service_engine("payments"), "test.relayed", 1)
     assert RelayedEventListener.received[-1] == recorded[0].envelope("payments")
+
+
+def test_an_append_wakes_the_relay_of_its_own_schema_only(service_engine):
+    """Channels are database-wide: each schema has its own, so one service's commits do not
+    wake every other service's relay."""
+    engines = {name: service_engine(name) for name in ("payments", "orders")}
+    listeners = {}
+    for name, engine in engines.items():
+        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        listeners[name] = Notifications(dsn, name)
+        listeners[name].wait(0)  # LISTEN
+    try:
+        _append(engines["payments"], "test.notified", 1)
+        payments = listeners["payments"]
+        with eventlet.Timeout(5):
+            while not payments.connection.notifies:
+                eventlet.sleep(0.02)
+                payments.connection.poll()
+        orders = listeners["orders"].connection
+        orders.poll()
+        assert orders.notifies == []
+    finally:
+        for listener in listeners.values():
+            listener.close()
