@@ -167,7 +167,9 @@ def visible_order(store: Store, viewer: Mapping[str, Any], order_id: str) -> Ord
 
 def place_order(
     store: Store, viewer: Mapping[str, Any], data: Mapping[str, Any], catch_up: CatchUp | None
-) -> str:
+) -> Order:
+    """Place an order; returns it as saved (the caller answers from it without reading it
+    back)."""
     access.require_writer(viewer)
     session = store.session
     customer_id = str(data["customer_id"])
@@ -192,7 +194,7 @@ def place_order(
         notes=data.get("notes"),
     )
     store.save_order(order, changes)
-    return order_id
+    return order
 
 
 def change_lines(

@@ -167,19 +167,23 @@ class OrdersService(EventSourcedService):
         key and request gets the order its first try placed, never a second order."""
         data = load(schemas.OrderData(), data)
         data["customer_id"] = str(data["customer_id"])
-        placed = self._write(
-            lambda store: run_idempotent(
-                store.session,
-                actor,
-                idempotency,
-                "place_order",
-                lambda: {
-                    "id": commands.place_order(store, viewer, data, self._catch_up_customers_now)
-                },
-            ),
-            actor,
-        )
-        return self.get_order(order_id=placed["id"], viewer=viewer)
+
+        def place(store: Store) -> dict[str, Any]:
+            placed: list[Any] = []
+
+            def run() -> dict[str, str]:
+                placed.append(
+                    commands.place_order(store, viewer, data, self._catch_up_customers_now)
+                )
+                return {"id": placed[0].id}
+
+            result = run_idempotent(store.session, actor, idempotency, "place_order", run)
+            # The answer comes from the order just saved, in the same transaction; a retry's
+            # order (placed by the first attempt) is loaded.
+            order = placed[0] if placed else self._order(viewer, result["id"])[1]
+            return views.get_order(store, viewer, order)
+
+        return self._write(place, actor)
 
     @api
     def get_order(self, order_id, viewer=None) -> dict[str, Any]:
