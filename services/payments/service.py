@@ -280,7 +280,8 @@ class PaymentsService(EventSourcedService):
 
     def _on_order_event(self, envelope: dict[str, Any]) -> None:
         apply_once(self.db, ORDERS_CONSUMER, envelope, self._apply_order_event)
-        self.courier.wake()
+        if envelope.get("type") in ("order.cancelled", "order.returned"):
+            self.courier.wake()  # only these can void or refund a sandbox payment
 
     @event_handler("orders", "order.placed", requeue_on_error=True)
     def on_order_placed(self, envelope):
