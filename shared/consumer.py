@@ -26,6 +26,30 @@ Envelope = Mapping[str, Any]
 Apply = Callable[[Session, Envelope], None]
 Fetch = Callable[[int, int], Sequence[Envelope]]
 
+#: ``(database, consumer, source) -> position`` that this process saw committed as the
+#: consumer's cursor: a live event at or below it is already applied (the cursor covers a
+#: contiguous prefix), so ``apply_once`` skips it without a query. Cursors only grow, so a
+#: value here is never ahead of the database's.
+_applied_through: dict[tuple[str, str, str], int] = {}
+
+
+def _key(session: Session, consumer: str, source: str) -> tuple[str, str, str]:
+    return (str(session.get_bind().url), consumer, source)
+
+
+def _remember(session: Session, consumer: str, source: str, position: int) -> None:
+    key = _key(session, consumer, source)
+    if position > _applied_through.get(key, 0):
+        _applied_through[key] = position
+
+
+def already_applied(session: Session, consumer: str, envelope: Envelope) -> bool:
+    """Whether this process knows ``consumer``'s cursor to be at or past the event."""
+    position, source = envelope.get("position"), envelope.get("source")
+    if position is None or not source:
+        return False
+    return int(position) <= _applied_through.get(_key(session, consumer, source), 0)
+
 
 def claim(session: Session, consumer: str, envelope: Envelope) -> bool:
     """Record that ``consumer`` handles this event; False when it already did."""
@@ -51,6 +75,9 @@ def apply_once(session: Session, consumer: str, envelope: Envelope, apply: Apply
     Returns True when the effect was applied now. On error nothing is recorded (the
     transaction rolls back) and the exception propagates, so the message can be requeued.
     """
+    if already_applied(session, consumer, envelope):
+        log.debug("%s skips %s (behind its cursor)", consumer, envelope["event_id"])
+        return False
     try:
         if not claim(session, consumer, envelope):
             session.rollback()
@@ -62,6 +89,43 @@ def apply_once(session: Session, consumer: str, envelope: Envelope, apply: Apply
     except Exception:
         session.rollback()
         raise
+
+
+def apply_next(
+    session: Session, consumer: str, source: str, envelope: Envelope, apply: Apply
+) -> bool:
+    """Apply a live ``envelope`` if it is the very next event of ``source`` after the
+    consumer's cursor, moving the cursor onto it in the same transaction, and commit.
+
+    For consumers of *every* event of a source (whose positions then follow one another):
+    a live event applied this way needs no ``read_events`` round trip. Returns False, with
+    nothing done, when the event is not the next one (a gap, an event already passed, no
+    cursor yet): the caller catches up instead."""
+    position = int(envelope["position"])
+    try:
+        moved = session.execute(
+            text(
+                "UPDATE consumer_positions SET position = :position, updated_at = now() "
+                "WHERE consumer = :consumer AND source = :source AND position = :previous"
+            ),
+            {
+                "consumer": consumer,
+                "source": source,
+                "position": position,
+                "previous": position - 1,
+            },
+        ).rowcount
+        if not moved:
+            session.rollback()
+            return False
+        if claim(session, consumer, envelope):
+            apply(session, envelope)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    _remember(session, consumer, source, position)
+    return True
 
 
 def cursor(session: Session, consumer: str, source: str) -> int:
@@ -101,18 +165,30 @@ def catch_up(
 ) -> int:
     """Read ``source``'s events after the consumer's cursor with ``fetch(after, limit)`` (the
     source's ``read_events`` RPC) and apply each one not yet applied. Returns how many were
-    applied now."""
+    applied now.
+
+    Each page is one transaction: the cursor moves first (so that a live ``apply_next``,
+    which also moves it first, queues behind the page instead of deadlocking with it), then
+    the page's events are claimed and applied. A failure rolls the whole page back and
+    propagates; the next catch-up starts from the same place."""
     applied = 0
     position = cursor(session, consumer, source)
     session.rollback()
     while True:
         page = fetch(position, batch_size)
-        for envelope in page:
-            if claim(session, consumer, envelope):
-                apply(session, envelope)
-                applied += 1
-            position = int(envelope["position"])
-            _advance(session, consumer, source, position)
-            session.commit()
+        if page:
+            last = int(page[-1]["position"])
+            try:
+                _advance(session, consumer, source, last)
+                for envelope in page:
+                    if claim(session, consumer, envelope):
+                        apply(session, envelope)
+                        applied += 1
+                session.commit()
+            except Exception:
+                session.rollback()
+                raise
+            position = last
+            _remember(session, consumer, source, position)
         if len(page) < batch_size:
             return applied

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.consumer import Fetch, catch_up, cursor
+from shared.consumer import Envelope, Fetch, apply_next, catch_up, cursor
 
 CONSUMER = "webhooks"
 BATCH = 500
@@ -48,42 +48,62 @@ def _endpoints(session: Session) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
+def _deliver(
+    session: Session, source: str, endpoints: Sequence[Mapping[str, Any]], envelope: Envelope
+) -> int:
+    """The deliveries of one event, one per endpoint it matches; returns how many."""
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "endpoint_id": endpoint["id"],
+            "event_id": uuid.UUID(str(envelope["event_id"])),
+            "source": source,
+            "position": int(envelope["position"]),
+            "stream_id": str(envelope["stream_id"]),
+            "event_type": envelope["type"],
+            "envelope": _json(envelope),
+        }
+        for endpoint in endpoints
+        if matches(endpoint, envelope)
+    ]
+    if rows:
+        session.execute(
+            text(
+                "INSERT INTO deliveries (id, endpoint_id, event_id, source, position, "
+                "stream_id, event_type, envelope) VALUES (:id, :endpoint_id, :event_id, "
+                ":source, :position, :stream_id, :event_type, CAST(:envelope AS jsonb)) "
+                "ON CONFLICT (endpoint_id, event_id) DO NOTHING"
+            ),
+            rows,
+        )
+    return len(rows)
+
+
 def ingest(session: Session, source: str, fetch: Fetch) -> int:
     """Catch up on ``source``; returns how many deliveries were created."""
     endpoints = _endpoints(session)
     session.rollback()
     created = 0
 
-    def apply(session: Session, envelope: Mapping[str, Any]) -> None:
+    def apply(session: Session, envelope: Envelope) -> None:
         nonlocal created
-        rows = [
-            {
-                "id": uuid.uuid4(),
-                "endpoint_id": endpoint["id"],
-                "event_id": uuid.UUID(str(envelope["event_id"])),
-                "source": source,
-                "position": int(envelope["position"]),
-                "stream_id": str(envelope["stream_id"]),
-                "event_type": envelope["type"],
-                "envelope": _json(envelope),
-            }
-            for endpoint in endpoints
-            if matches(endpoint, envelope)
-        ]
-        if rows:
-            session.execute(
-                text(
-                    "INSERT INTO deliveries (id, endpoint_id, event_id, source, position, "
-                    "stream_id, event_type, envelope) VALUES (:id, :endpoint_id, :event_id, "
-                    ":source, :position, :stream_id, :event_type, CAST(:envelope AS jsonb)) "
-                    "ON CONFLICT (endpoint_id, event_id) DO NOTHING"
-                ),
-                rows,
-            )
-            created += len(rows)
+        created += _deliver(session, source, endpoints, envelope)
 
     catch_up(session, CONSUMER, source, fetch, apply, batch_size=BATCH)
     return created
+
+
+def ingest_next(session: Session, source: str, envelope: Envelope) -> int | None:
+    """A live event that directly follows the consumer's cursor, taken in one transaction
+    without reading ``source``'s log; returns the deliveries created, or None when the event
+    is not the next one (the caller catches up)."""
+    created = 0
+
+    def apply(session: Session, envelope: Envelope) -> None:
+        nonlocal created
+        created = _deliver(session, source, _endpoints(session), envelope)
+
+    return created if apply_next(session, CONSUMER, source, envelope, apply) else None
 
 
 def behind(session: Session, source: str, position: int) -> bool:

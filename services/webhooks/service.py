@@ -19,7 +19,7 @@ from nameko.timer import timer
 from services.webhooks import config as webhook_config
 from services.webhooks.delivery import Deliverer
 from services.webhooks.endpoints import Endpoints, purge_delivered
-from services.webhooks.ingest import behind, ingest
+from services.webhooks.ingest import behind, ingest, ingest_next
 from services.webhooks.schemas import DeliveryQuery, EndpointChanges, EndpointCreate
 from shared.config import SERVICES
 from shared.errors import CmsError, Forbidden, ServiceUnavailable
@@ -87,11 +87,12 @@ class WebhooksService(EventSourcedService):
         return fetch
 
     def on_event(self, source: str, envelope: dict[str, Any]) -> None:
-        """A live message only says that ``source`` has something new: catch up on it. One
-        catch-up per source runs at a time in this process; a message that finds one running
-        asks it to read once more and returns at once (waiting would park every worker behind
-        it, and the service would stop answering RPCs while a backlog arrives). If the source
-        does not answer, the periodic catch-up will bring the event."""
+        """A live message that directly follows the consumer's cursor is taken as it is.
+        Any other says only that ``source`` has something new: catch up on it. One catch-up
+        per source runs at a time in this process; a message that finds one running asks it
+        to read once more and returns at once (waiting would park every worker behind it, and
+        the service would stop answering RPCs while a backlog arrives). If the source does
+        not answer, the periodic catch-up will bring the event."""
         position = int(envelope.get("position") or 0)
         lock = _catching_up[source]
         if not lock.acquire(blocking=False):
@@ -99,7 +100,11 @@ class WebhooksService(EventSourcedService):
             return
         created = 0
         try:
-            _again[source] = behind(self.db, source, position)
+            taken = ingest_next(self.db, source, envelope) if position else None
+            if taken is not None:
+                created, _again[source] = taken, False
+            else:
+                _again[source] = behind(self.db, source, position)
             while _again[source]:
                 _again[source] = False
                 created += ingest(self.db, source, self._fetch(source))

@@ -7,7 +7,7 @@ from nameko.events import event_handler
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.consumer import apply_once, catch_up, cursor
+from shared.consumer import apply_next, apply_once, catch_up, cursor
 from shared.db import Database
 from shared.events import NewEvent
 from shared.eventstore import EventStore
@@ -86,8 +86,66 @@ def test_catch_up_applies_what_live_delivery_missed_exactly_once(service_engine,
         assert catch_up(session, consumer, "payments", fetch, _count(scratch_table), 5) == 19
         assert cursor(session, consumer, "payments") == 23
         assert catch_up(session, consumer, "payments", fetch, _count(scratch_table), 5) == 0
+        # a late live delivery behind the cursor is known applied: no query, no effect
+        late = {**_envelope(position=7, key="late")}
+        assert apply_once(session, consumer, late, _count(scratch_table)) is False
+        assert apply_once(session, consumer, {**late, "source": "orders"}, _count(scratch_table))
     total = sum(_hits(engine, scratch_table, f"c{k}") for k in range(3))
     assert total == len(log)
+    assert _hits(engine, scratch_table, "late") == 1  # only the other source's
+
+
+def test_a_failing_event_rolls_its_catch_up_page_back(service_engine, scratch_table):
+    engine = service_engine("analytics")
+    log = [_envelope(position=p, key="page") for p in range(1, 5)]
+    consumer = f"test-page-{uuid.uuid4().hex[:6]}"
+
+    def fetch(after, limit):
+        return [e for e in log if e["position"] > after][:limit]
+
+    def fail_on_third(session, envelope):
+        if envelope["position"] == 3:
+            raise RuntimeError("poison")
+        _count(scratch_table)(session, envelope)
+
+    with Session(engine) as session:
+        try:
+            catch_up(session, consumer, "payments", fetch, fail_on_third, 10)
+        except RuntimeError:
+            pass
+        assert cursor(session, consumer, "payments") == 0
+        assert _hits(engine, scratch_table, "page") is None
+        assert catch_up(session, consumer, "payments", fetch, _count(scratch_table), 10) == 4
+    assert _hits(engine, scratch_table, "page") == 4
+
+
+def test_apply_next_takes_only_the_event_right_after_the_cursor(service_engine, scratch_table):
+    engine = service_engine("analytics")
+    log = [_envelope(position=p, key="n") for p in range(1, 6)]
+    consumer = f"test-next-{uuid.uuid4().hex[:6]}"
+    count = _count(scratch_table)
+    with Session(engine) as session:
+        # no cursor yet: a catch-up must come first
+        assert apply_next(session, consumer, "payments", log[0], count) is False
+        catch_up(session, consumer, "payments", lambda after, limit: log[:2][after:], count, 5)
+        assert cursor(session, consumer, "payments") == 2
+        assert apply_next(session, consumer, "payments", log[3], count) is False  # a gap
+        assert apply_next(session, consumer, "payments", log[1], count) is False  # passed
+        assert apply_next(session, consumer, "payments", log[2], count) is True
+        assert cursor(session, consumer, "payments") == 3
+        session.rollback()
+
+        def explode(session, envelope):
+            count(session, envelope)
+            raise RuntimeError("transient")
+
+        try:
+            apply_next(session, consumer, "payments", log[3], explode)
+        except RuntimeError:
+            pass
+        assert cursor(session, consumer, "payments") == 3  # nothing of it stayed
+        session.rollback()
+    assert _hits(engine, scratch_table, "n") == 3
 
 
 class CountingConsumer:
