@@ -7,6 +7,7 @@ import uuid
 
 import eventlet
 
+from gateway.credentials import CREDENTIALS
 from gateway.operations import Operation, Principal, Reply
 from shared.errors import CmsError, Unauthorized
 from shared.events import isoformat, utcnow
@@ -34,7 +35,10 @@ def _principal(request, rpc) -> Principal | None:
             raise Unauthorized(
                 "use: Authorization: Bearer <access token>", {"code": "token_invalid"}
             )
-        found = rpc.call("users", "authenticate", access_token=token.strip())
+        token = token.strip()
+        found = CREDENTIALS.lookup(
+            "token", token, lambda: rpc.call("users", "authenticate", access_token=token)
+        )
         return Principal(
             kind="user",
             id=found["user_id"],
@@ -44,7 +48,10 @@ def _principal(request, rpc) -> Principal | None:
             language=found.get("language"),
         )
     if api_key:
-        found = rpc.call("users", "authenticate_api_key", key=api_key.strip())
+        api_key = api_key.strip()
+        found = CREDENTIALS.lookup(
+            "api_key", api_key, lambda: rpc.call("users", "authenticate_api_key", key=api_key)
+        )
         return Principal(kind="api_key", id=found["api_key_id"], role=found["role"])
     return None
 

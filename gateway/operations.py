@@ -17,6 +17,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from gateway.credentials import CREDENTIALS
 from gateway.problems import json_response, problem
 from gateway.ratelimit import LIMITER as API_KEY_LIMITER
 from shared.errors import (
@@ -105,6 +106,8 @@ class Context:
                     "the record changed since you read it; reload and try again", exc.extra
                 ) from exc
             raise
+        finally:  # also after a failure or a time-out: the change may have been made
+            CREDENTIALS.after_call(service, method)
 
 
 def _as_body_errors(exc: BadRequest, kwargs: dict[str, Any]) -> BadRequest:

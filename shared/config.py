@@ -69,6 +69,7 @@ class Settings:
     gateway_port: int
     max_workers: int
     rpc_timeout: float
+    auth_cache_seconds: float
     amqp_heartbeat: int
     relay_interval: float
     relay_batch_size: int
@@ -139,6 +140,7 @@ def load_settings() -> Settings:
         gateway_port=_env_int("CMS_GATEWAY_PORT", 8000),
         max_workers=_env_int("CMS_MAX_WORKERS", 10),
         rpc_timeout=_env_float("CMS_RPC_TIMEOUT", 5.0),
+        auth_cache_seconds=_env_float("CMS_AUTH_CACHE_SECONDS", 2.0),
         amqp_heartbeat=_env_int("CMS_AMQP_HEARTBEAT", 15),
         relay_interval=_env_float("CMS_RELAY_INTERVAL", 1.0),
         relay_batch_size=_env_int("CMS_RELAY_BATCH_SIZE", 500),
