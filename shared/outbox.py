@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import psycopg2
+from amqp import spec
 from kombu import Connection, Producer
 from nameko.constants import PERSISTENT
 from nameko.extensions import DependencyProvider
@@ -55,6 +56,7 @@ class OutboxPublisher:
         batch_size: int = 500,
         heartbeat: int = 15,
         connect_timeout: float = 5.0,
+        confirm_timeout: float = 30.0,
     ):
         self.engine = engine
         self.service = service
@@ -62,6 +64,9 @@ class OutboxPublisher:
         self.batch_size = batch_size
         self.heartbeat = heartbeat
         self.connect_timeout = connect_timeout
+        self.confirm_timeout = confirm_timeout
+        self._sent = self._acked = 0
+        self._nacked = False
         self.exchange = get_event_exchange(service, {})
         self._connection: Connection | None = None
         self._producer: Producer | None = None
@@ -69,17 +74,40 @@ class OutboxPublisher:
     def _get_producer(self) -> Producer:
         if self._producer is None:
             connection = Connection(
-                self.amqp_uri,
-                heartbeat=self.heartbeat,
-                connect_timeout=self.connect_timeout,
-                transport_options={"confirm_publish": True},
+                self.amqp_uri, heartbeat=self.heartbeat, connect_timeout=self.connect_timeout
             )
             connection.connect()
             channel = connection.channel()
+            # Publisher confirms for the whole batch: publish every message, then wait for
+            # the broker's acknowledgements (it sends them cumulatively). Waiting for each
+            # message in turn held the relay to one broker round trip per event.
+            channel.confirm_select()
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            self._sent = self._acked = 0
+            self._nacked = False
             self.exchange.declare(channel=channel)
             self._connection = connection
             self._producer = Producer(channel, exchange=self.exchange, serializer="json")
         return self._producer
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._acked = max(self._acked, delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._nacked = True
+
+    def _wait_for_confirms(self, channel: Any) -> None:
+        deadline = time.monotonic() + self.confirm_timeout
+        while self._acked < self._sent:
+            if self._nacked:
+                raise ConnectionError("RabbitMQ refused (nack) a published event")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("RabbitMQ did not confirm the published events in time")
+            channel.wait([spec.Basic.Ack, spec.Basic.Nack], timeout=remaining)
+        if self._nacked:
+            raise ConnectionError("RabbitMQ refused (nack) a published event")
 
     def close(self) -> None:
         connection, self._connection, self._producer = self._connection, None, None
@@ -90,6 +118,8 @@ class OutboxPublisher:
                 log.debug("error closing AMQP connection", exc_info=True)
 
     def publish(self, events: list[RecordedEvent]) -> None:
+        """Publish ``events`` and return once RabbitMQ has confirmed every one of them
+        (raises when it refuses one or does not answer within ``confirm_timeout``)."""
         producer = self._get_producer()
         for event in events:
             producer.publish(
@@ -101,6 +131,8 @@ class OutboxPublisher:
                 mandatory=False,
                 retry=False,
             )
+            self._sent += 1
+        self._wait_for_confirms(producer.channel)
 
     def published_position(self) -> int:
         with self.engine.connect() as conn:
