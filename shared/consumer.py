@@ -13,6 +13,7 @@ and catch-up is what guarantees nothing is missed.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,7 +38,8 @@ def _key(session: Session, consumer: str, source: str) -> tuple[str, str, str]:
     return (str(session.get_bind().url), consumer, source)
 
 
-def _remember(session: Session, consumer: str, source: str, position: int) -> None:
+def remember_cursor(session: Session, consumer: str, source: str, position: int) -> None:
+    """Note a cursor this process has just committed (consumers that move their own)."""
     key = _key(session, consumer, source)
     if position > _applied_through.get(key, 0):
         _applied_through[key] = position
@@ -46,7 +48,7 @@ def _remember(session: Session, consumer: str, source: str, position: int) -> No
 def already_applied(session: Session, consumer: str, envelope: Envelope) -> bool:
     """Whether this process knows ``consumer``'s cursor to be at or past the event."""
     position, source = envelope.get("position"), envelope.get("source")
-    if position is None or not source:
+    if not position or not source:  # positions start at 1
         return False
     return int(position) <= _applied_through.get(_key(session, consumer, source), 0)
 
@@ -67,6 +69,26 @@ def claim(session: Session, consumer: str, envelope: Envelope) -> bool:
         },
     ).scalar()
     return inserted is not None
+
+
+def claim_page(session: Session, consumer: str, source: str, page: Sequence[Envelope]) -> set[str]:
+    """:func:`claim` for a whole page in one statement: the ids of the events not claimed
+    before."""
+    rows = session.execute(
+        text(
+            "INSERT INTO processed_events (consumer, event_id, source, position) "
+            "SELECT :consumer, e.id, :source, e.position "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:positions AS bigint[])) AS e(id, position) "
+            "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id"
+        ),
+        {
+            "consumer": consumer,
+            "source": source,
+            "ids": [str(envelope["event_id"]) for envelope in page],
+            "positions": [envelope.get("position") for envelope in page],
+        },
+    )
+    return {str(row[0]) for row in rows}
 
 
 def apply_once(session: Session, consumer: str, envelope: Envelope, apply: Apply) -> bool:
@@ -124,7 +146,7 @@ def apply_next(
     except Exception:
         session.rollback()
         raise
-    _remember(session, consumer, source, position)
+    remember_cursor(session, consumer, source, position)
     return True
 
 
@@ -180,8 +202,9 @@ def catch_up(
             last = int(page[-1]["position"])
             try:
                 _advance(session, consumer, source, last)
+                new = claim_page(session, consumer, source, page)
                 for envelope in page:
-                    if claim(session, consumer, envelope):
+                    if str(envelope["event_id"]) in new:
                         apply(session, envelope)
                         applied += 1
                 session.commit()
@@ -189,6 +212,38 @@ def catch_up(
                 session.rollback()
                 raise
             position = last
-            _remember(session, consumer, source, position)
+            remember_cursor(session, consumer, source, position)
         if len(page) < batch_size:
             return applied
+
+
+#: How far (in positions) a live event may be ahead of the cursor this process knows before
+#: :func:`catch_up_first` reads the backlog in pages instead of one delivery at a time.
+FAR_BEHIND = 1000
+_catching_up: dict[tuple[str, str], threading.Lock] = {}
+
+
+def catch_up_first(
+    session: Session, consumer: str, envelope: Envelope, run: Callable[[], int]
+) -> None:
+    """Before a live event is applied: when it is more than :data:`FAR_BEHIND` positions
+    past the consumer's known cursor (or none is known yet, as after a start), run the
+    consumer's catch-up ``run`` (pages of ``read_events``, one transaction each) unless
+    one already runs in this process. A backlog (a bulk import, the consumer down for a
+    while) is then applied in pages, and its queued deliveries are skipped as already
+    applied. A failing catch-up is logged; the live event is applied all the same."""
+    position, source = envelope.get("position"), envelope.get("source")
+    if not position or not source:
+        return
+    if int(position) <= _applied_through.get(_key(session, consumer, source), 0) + FAR_BEHIND:
+        return
+    lock = _catching_up.setdefault((consumer, source), threading.Lock())
+    if not lock.acquire(blocking=False):
+        return
+    try:
+        run()
+    except Exception as exc:  # noqa: BLE001 - the periodic catch-up will try again
+        session.rollback()
+        log.warning("%s could not catch up on %s now: %s", consumer, source, exc)
+    finally:
+        lock.release()

@@ -22,7 +22,7 @@ from psycopg2.extras import execute_values
 from sqlalchemy.orm import Session
 
 from services.analytics.projector import SUBSCRIPTIONS, Projector, parse_time, source_of
-from shared.consumer import apply_once, cursor
+from shared.consumer import apply_once, cursor, remember_cursor
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,7 @@ def record_lags(cursor, envelopes: Sequence[Envelope], path: str) -> None:
 
 def _applier(path: str):
     def apply(session: Session, envelope: Envelope) -> None:
-        cursor = raw_cursor(session)
-        lock(cursor)
+        cursor = raw_cursor(session)  # the caller holds the write lock
         Projector(cursor).apply([envelope])
         record_lag(cursor, envelope, path)
 
@@ -144,6 +143,7 @@ def catch_up_all(session: Session, fetch: Fetch, batch_size: int = 1000) -> int:
             except Exception:
                 session.rollback()
                 raise
+            remember_cursor(session, CONSUMER, source, position)
             applied += len(fresh)
             if len(page) < batch_size:
                 break

@@ -26,6 +26,7 @@ from nameko.timer import timer
 from services.analytics import clv, consumer, queries, schemas, segments
 from services.analytics import rebuild as rebuilding
 from services.analytics.projector import SUBSCRIPTIONS, refresh_rfm
+from shared.consumer import catch_up_first
 from shared.errors import CmsError, NotFound, RuleViolation, ServiceUnavailable
 from shared.rpc import Rpc
 from shared.service import EventSourcedService
@@ -64,26 +65,30 @@ class AnalyticsService(EventSourcedService):
     # -- consuming -----------------------------------------------------------------------------
 
     def apply_event(self, envelope: dict[str, Any]) -> None:
-        """An event delivered by RabbitMQ (see ``@subscribe``)."""
+        """An event delivered by RabbitMQ (see ``@subscribe``); far behind, a catch-up in
+        pages first."""
+        catch_up_first(self.db, consumer.CONSUMER, envelope, self._catch_up)
         consumer.handle(self.db, envelope)
 
     @timer(interval=CATCH_UP_INTERVAL, eager=True)
     def catch_up(self) -> None:
         """Apply what live deliveries missed, from every source's ``read_events``."""
+        try:
+            self._catch_up()
+        except ServiceUnavailable as exc:
+            log.info("analytics catch-up postponed: %s", exc)
 
+    def _catch_up(self) -> int:
         def fetch(source: str, after: int, limit: int, types) -> list[dict[str, Any]]:
             return self.rpc.call(
                 source, "read_events", after_position=after, limit=limit, types=list(types)
             )
 
-        try:
-            applied = consumer.catch_up_all(self.db, fetch)
-        except ServiceUnavailable as exc:
-            log.info("analytics catch-up postponed: %s", exc)
-            return
+        applied = consumer.catch_up_all(self.db, fetch)
         if applied:
             log.info("analytics caught up on %d events", applied)
             self._refresh_segments(_today())
+        return applied
 
     @timer(interval=SEGMENT_INTERVAL, eager=True)
     def housekeeping(self) -> None:

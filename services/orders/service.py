@@ -20,7 +20,7 @@ from services.orders import access, commands, replica, schemas, views
 from services.orders.imports import OrderImports
 from services.orders.schemas import load
 from services.orders.store import Store
-from shared.consumer import apply_once, catch_up
+from shared.consumer import apply_once, catch_up, catch_up_first
 from shared.errors import CmsError, ConcurrencyError, ServiceUnavailable
 from shared.idempotency import purge_expired, run_idempotent
 from shared.rpc import Rpc
@@ -296,6 +296,7 @@ class OrdersService(EventSourcedService):
     # -- customers' events: the replica --------------------------------------------------------
 
     def _customer_event(self, envelope: dict[str, Any]) -> None:
+        catch_up_first(self.db, replica.CONSUMER, envelope, self._catch_up_customers)
         replica.consume(self.db, envelope)
 
     @_consumes("customers", "customer.registered")

@@ -19,9 +19,10 @@ from nameko.timer import timer
 from services.webhooks import config as webhook_config
 from services.webhooks.delivery import Deliverer
 from services.webhooks.endpoints import Endpoints, purge_delivered
-from services.webhooks.ingest import behind, ingest, ingest_next
+from services.webhooks.ingest import CONSUMER, behind, ingest, ingest_next
 from services.webhooks.schemas import DeliveryQuery, EndpointChanges, EndpointCreate
 from shared.config import SERVICES
+from shared.consumer import already_applied
 from shared.errors import CmsError, Forbidden, ServiceUnavailable
 from shared.rpc import Rpc
 from shared.service import EventSourcedService, load_rpc_payload
@@ -37,6 +38,12 @@ _catching_up = {source: Semaphore() for source in SOURCES}
 #: Set by a live message that found a catch-up of its source running: that catch-up reads
 #: once more before it ends, so the message's event is not left for the periodic one.
 _again = dict.fromkeys(SOURCES, False)
+#: The events of those messages, by position: the running one takes them directly when
+#: they follow its cursor (workers receive neighbouring events at the same moment), and
+#: reads the source's log only for what is still missing.
+_waiting: dict[str, dict[int, dict[str, Any]]] = {source: {} for source in SOURCES}
+#: Beyond this many (a backlog), the running catch-up reads the log instead.
+MAX_WAITING = 1000
 
 #: Errors meant for the caller (``CmsError``) are expected: nameko logs them as warnings.
 api = rpc(expected_exceptions=(CmsError,))
@@ -96,6 +103,8 @@ class WebhooksService(EventSourcedService):
         position = int(envelope.get("position") or 0)
         lock = _catching_up[source]
         if not lock.acquire(blocking=False):
+            if position and len(_waiting[source]) < MAX_WAITING:
+                _waiting[source][position] = envelope
             _again[source] = True
             return
         created = 0
@@ -107,13 +116,32 @@ class WebhooksService(EventSourcedService):
                 _again[source] = behind(self.db, source, position)
             while _again[source]:
                 _again[source] = False
-                created += ingest(self.db, source, self._fetch(source))
+                taken = self._take_waiting(source)
+                if taken is None:  # something is missing: read the log
+                    _waiting[source].clear()
+                    taken = ingest(self.db, source, self._fetch(source))
+                created += taken
         except ServiceUnavailable as exc:
             log.warning("webhooks could not catch up on %s now: %s", source, exc)
         finally:
             lock.release()
         if created:
             self.deliverer.wake()
+
+    def _take_waiting(self, source: str) -> int | None:
+        """Take the waiting events of ``source`` that follow the cursor one after another;
+        None when one of them does not (the caller reads the log instead)."""
+        created = 0
+        waiting = _waiting[source]
+        while waiting:
+            envelope = waiting.pop(min(waiting))
+            if already_applied(self.db, CONSUMER, envelope):
+                continue
+            taken = ingest_next(self.db, source, envelope)
+            if taken is None:
+                return None
+            created += taken
+        return created
 
     @timer(interval=webhook_config.load().catch_up_interval, eager=True)
     def catch_up(self) -> None:
