@@ -96,6 +96,20 @@ class Commerce:
             self.placed += 1
         return outcome
 
+    async def stock_up(self, count: int, concurrency: int) -> None:
+        """Place orders, not measured, until ``count`` wait to be paid: the pay phases
+        must not run out of orders when payments are faster than the placing was."""
+
+        async def worker(number: int) -> None:
+            iteration = 10**6
+            while len(self.unpaid) < count:
+                outcome = await self.place(number, iteration)
+                if outcome.error:
+                    return
+                iteration += 1
+
+        await asyncio.gather(*(worker(number) for number in range(concurrency)))
+
     async def pay(self, worker: int, iteration: int) -> Outcome:
         if not self.unpaid:
             return Outcome(error="no unpaid order left")
