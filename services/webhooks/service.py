@@ -101,6 +101,8 @@ class WebhooksService(EventSourcedService):
         the service would stop answering RPCs while a backlog arrives). If the source does
         not answer, the periodic catch-up will bring the event."""
         position = int(envelope.get("position") or 0)
+        if already_applied(self.db, CONSUMER, envelope):
+            return  # a catch-up took it already
         lock = _catching_up[source]
         if not lock.acquire(blocking=False):
             if position and len(_waiting[source]) < MAX_WAITING:
