@@ -77,6 +77,16 @@ def delete_vhost(name: str) -> None:
     rabbitmqctl("delete_vhost", name)
 
 
+def queued_messages(vhost: str) -> int | None:
+    """Messages ready or unacknowledged in the vhost's queues; None when rabbitmqctl cannot
+    tell."""
+    done = rabbitmqctl("list_queues", "-p", vhost, "messages", "--no-table-headers")
+    if done.returncode != 0:
+        return None
+    counts = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+    return sum(int(count) for count in counts if count.isdigit())
+
+
 @dataclass
 class System:
     """One bench system. ``prepare()`` makes the database settings and the vhost,

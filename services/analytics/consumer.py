@@ -22,7 +22,7 @@ from psycopg2.extras import execute_values
 from sqlalchemy.orm import Session
 
 from services.analytics.projector import SUBSCRIPTIONS, Projector, parse_time, source_of
-from shared.consumer import apply_once, cursor, remember_cursor
+from shared.consumer import already_applied, apply_once, cursor, remember_cursor
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,8 @@ def handle(session: Session, envelope: Envelope) -> bool:
 
     The write lock comes first, so concurrent workers queue on it rather than on each
     other's claims."""
+    if already_applied(session, CONSUMER, envelope):
+        return False  # a catch-up took it (a backlog's queued deliveries): no query at all
     db = raw_cursor(session)
     lock(db)
     # The projection can be rebuilt and catch-up repairs a lost tail: no need to wait for
