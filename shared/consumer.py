@@ -45,12 +45,20 @@ def remember_cursor(session: Session, consumer: str, source: str, position: int)
         _applied_through[key] = position
 
 
-def already_applied(session: Session, consumer: str, envelope: Envelope) -> bool:
-    """Whether this process knows ``consumer``'s cursor to be at or past the event."""
+def _ahead_of_cursor(session: Session, consumer: str, envelope: Envelope) -> int | None:
+    """How many positions the event lies past the cursor this process knows for
+    ``consumer`` (0 or less: already applied); None for an envelope without a position or
+    source."""
     position, source = envelope.get("position"), envelope.get("source")
     if not position or not source:  # positions start at 1
-        return False
-    return int(position) <= _applied_through.get(_key(session, consumer, source), 0)
+        return None
+    return int(position) - _applied_through.get(_key(session, consumer, source), 0)
+
+
+def already_applied(session: Session, consumer: str, envelope: Envelope) -> bool:
+    """Whether this process knows ``consumer``'s cursor to be at or past the event."""
+    ahead = _ahead_of_cursor(session, consumer, envelope)
+    return ahead is not None and ahead <= 0
 
 
 def claim(session: Session, consumer: str, envelope: Envelope) -> bool:
@@ -164,7 +172,9 @@ def cursor(session: Session, consumer: str, source: str) -> int:
     )
 
 
-def _advance(session: Session, consumer: str, source: str, position: int) -> None:
+def advance_cursor(session: Session, consumer: str, source: str, position: int) -> None:
+    """Move ``consumer``'s cursor on ``source`` forward (never back), in the caller's
+    transaction."""
     session.execute(
         text(
             "INSERT INTO consumer_positions (consumer, source, position) "
@@ -201,7 +211,7 @@ def catch_up(
         if page:
             last = int(page[-1]["position"])
             try:
-                _advance(session, consumer, source, last)
+                advance_cursor(session, consumer, source, last)
                 new = claim_page(session, consumer, source, page)
                 for envelope in page:
                     if str(envelope["event_id"]) in new:
@@ -232,18 +242,16 @@ def catch_up_first(
     one already runs in this process. A backlog (a bulk import, the consumer down for a
     while) is then applied in pages, and its queued deliveries are skipped as already
     applied. A failing catch-up is logged; the live event is applied all the same."""
-    position, source = envelope.get("position"), envelope.get("source")
-    if not position or not source:
+    ahead = _ahead_of_cursor(session, consumer, envelope)
+    if ahead is None or ahead <= FAR_BEHIND:
         return
-    if int(position) <= _applied_through.get(_key(session, consumer, source), 0) + FAR_BEHIND:
-        return
-    lock = _catching_up.setdefault((consumer, source), threading.Lock())
+    lock = _catching_up.setdefault((consumer, str(envelope["source"])), threading.Lock())
     if not lock.acquire(blocking=False):
         return
     try:
         run()
     except Exception as exc:  # noqa: BLE001 - the periodic catch-up will try again
         session.rollback()
-        log.warning("%s could not catch up on %s now: %s", consumer, source, exc)
+        log.warning("%s could not catch up on %s now: %s", consumer, envelope["source"], exc)
     finally:
         lock.release()

@@ -22,7 +22,14 @@ from psycopg2.extras import execute_values
 from sqlalchemy.orm import Session
 
 from services.analytics.projector import SUBSCRIPTIONS, Projector, parse_time, source_of
-from shared.consumer import already_applied, apply_once, cursor, remember_cursor
+from shared.consumer import (
+    advance_cursor,
+    already_applied,
+    apply_once,
+    claim_page,
+    cursor,
+    remember_cursor,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,29 +103,6 @@ def handle(session: Session, envelope: Envelope) -> bool:
     return apply_once(session, CONSUMER, envelope, _applier("live"))
 
 
-def _claim_all(cursor, source: str, page: Sequence[Envelope]) -> set[str]:
-    """``shared.consumer.claim`` for a whole page at once: the ids not processed before."""
-    rows = execute_values(
-        cursor,
-        "INSERT INTO processed_events (consumer, event_id, source, position) VALUES %s "
-        "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id::text",
-        [(CONSUMER, str(e["event_id"]), source, e.get("position")) for e in page],
-        template="(%s, %s::uuid, %s, %s)",
-        page_size=len(page),
-        fetch=True,
-    )
-    return {row[0] for row in rows}
-
-
-def _advance(cursor, source: str, position: int) -> None:
-    cursor.execute(
-        "INSERT INTO consumer_positions (consumer, source, position) VALUES (%s, %s, %s) "
-        "ON CONFLICT (consumer, source) DO UPDATE SET "
-        "position = GREATEST(consumer_positions.position, EXCLUDED.position), updated_at = now()",
-        (CONSUMER, source, position),
-    )
-
-
 def catch_up_all(session: Session, fetch: Fetch, batch_size: int = 1000) -> int:
     """Apply every subscribed event the live deliveries missed, a page per transaction (the
     same records as ``shared.consumer.catch_up``, claimed and folded a page at a time, so a
@@ -134,13 +118,13 @@ def catch_up_all(session: Session, fetch: Fetch, batch_size: int = 1000) -> int:
             try:
                 db = raw_cursor(session)
                 lock(db)
-                fresh_ids = _claim_all(db, source, page)
+                fresh_ids = claim_page(session, CONSUMER, source, page)
                 fresh = [e for e in page if str(e["event_id"]) in fresh_ids]
                 if fresh:
                     Projector(db).apply(fresh)
                     record_lags(db, fresh, "catch_up")
                 position = int(page[-1]["position"])
-                _advance(db, source, position)
+                advance_cursor(session, CONSUMER, source, position)
                 session.commit()
             except Exception:
                 session.rollback()
