@@ -99,15 +99,15 @@ class OutboxPublisher:
 
     def _wait_for_confirms(self, channel: Any) -> None:
         deadline = time.monotonic() + self.confirm_timeout
-        while self._acked < self._sent:
+        while True:
             if self._nacked:
                 raise ConnectionError("RabbitMQ refused (nack) a published event")
+            if self._acked >= self._sent:
+                return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("RabbitMQ did not confirm the published events in time")
             channel.wait([spec.Basic.Ack, spec.Basic.Nack], timeout=remaining)
-        if self._nacked:
-            raise ConnectionError("RabbitMQ refused (nack) a published event")
 
     def close(self) -> None:
         connection, self._connection, self._producer = self._connection, None, None
