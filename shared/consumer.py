@@ -230,7 +230,14 @@ def catch_up(
 #: How far (in positions) a live event may be ahead of the cursor this process knows before
 #: :func:`catch_up_first` reads the backlog in pages instead of one delivery at a time.
 FAR_BEHIND = 1000
-_catching_up: dict[tuple[str, str], threading.Lock] = {}
+_catching_up: dict[str, threading.Lock] = {}
+
+
+def catching_up(consumer: str) -> threading.Lock:
+    """The lock a consumer's whole catch-up holds in this process: its periodic catch-up
+    takes it (``with catching_up(name): ...``) and :func:`catch_up_first` tries it, so that
+    a start with a backlog reads the backlog once, not once for each."""
+    return _catching_up.setdefault(consumer, threading.Lock())
 
 
 def catch_up_first(
@@ -239,13 +246,14 @@ def catch_up_first(
     """Before a live event is applied: when it is more than :data:`FAR_BEHIND` positions
     past the consumer's known cursor (or none is known yet, as after a start), run the
     consumer's catch-up ``run`` (pages of ``read_events``, one transaction each) unless
-    one already runs in this process. A backlog (a bulk import, the consumer down for a
-    while) is then applied in pages, and its queued deliveries are skipped as already
-    applied. A failing catch-up is logged; the live event is applied all the same."""
+    one already runs in this process (:func:`catching_up`). A backlog (a bulk import, the
+    consumer down for a while) is then applied in pages, and its queued deliveries are
+    skipped as already applied. A failing catch-up is logged; the live event is applied
+    all the same."""
     ahead = _ahead_of_cursor(session, consumer, envelope)
     if ahead is None or ahead <= FAR_BEHIND:
         return
-    lock = _catching_up.setdefault((consumer, str(envelope["source"])), threading.Lock())
+    lock = catching_up(consumer)
     if not lock.acquire(blocking=False):
         return
     try:

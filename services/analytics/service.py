@@ -26,7 +26,7 @@ from nameko.timer import timer
 from services.analytics import clv, consumer, queries, schemas, segments
 from services.analytics import rebuild as rebuilding
 from services.analytics.projector import SUBSCRIPTIONS, refresh_rfm
-from shared.consumer import catch_up_first
+from shared.consumer import catch_up_first, catching_up
 from shared.errors import CmsError, NotFound, RuleViolation, ServiceUnavailable
 from shared.rpc import Rpc
 from shared.service import EventSourcedService
@@ -74,7 +74,8 @@ class AnalyticsService(EventSourcedService):
     def catch_up(self) -> None:
         """Apply what live deliveries missed, from every source's ``read_events``."""
         try:
-            self._catch_up()
+            with catching_up(consumer.CONSUMER):
+                self._catch_up()
         except ServiceUnavailable as exc:
             log.info("analytics catch-up postponed: %s", exc)
 

@@ -20,7 +20,7 @@ from services.orders import access, commands, replica, schemas, views
 from services.orders.imports import OrderImports
 from services.orders.schemas import load
 from services.orders.store import Store
-from shared.consumer import apply_once, catch_up, catch_up_first
+from shared.consumer import apply_once, catch_up, catch_up_first, catching_up
 from shared.errors import CmsError, ConcurrencyError, ServiceUnavailable
 from shared.idempotency import purge_expired, run_idempotent
 from shared.rpc import Rpc
@@ -366,7 +366,8 @@ class OrdersService(EventSourcedService):
     def catch_up(self) -> None:
         """At start and every 30 s: the customers and payments events live delivery missed.
         Each source on its own: one that is down or failing does not hold up the other."""
-        self._catch_up_source("customer replica", self._catch_up_customers)
+        with catching_up(replica.CONSUMER):
+            self._catch_up_source("customer replica", self._catch_up_customers)
         self._catch_up_source(
             "payments",
             lambda: catch_up(
