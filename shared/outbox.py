@@ -28,20 +28,21 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from shared.db import create_service_engine, service_database_url
-from shared.eventstore import EventStore, RecordedEvent, notify_channel
+from shared.eventstore import EventStore, notify_channel
 
 log = logging.getLogger(__name__)
 
 RELAY_NAME = "amqp"
 
 
-def publish_headers(event: RecordedEvent) -> dict[str, Any]:
-    """AMQP headers: nameko turns ``nameko.*`` headers into the handler's context data, so the
-    request id of the command that caused an event follows it into its consumers."""
-    headers: dict[str, Any] = {"cms.event_type": event.type}
+def publish_headers(event: Any) -> dict[str, Any]:
+    """AMQP headers of a row of :meth:`EventStore.read_for_publishing`: nameko turns
+    ``nameko.*`` headers into the handler's context data, so the request id of the command
+    that caused an event follows it into its consumers."""
+    headers: dict[str, Any] = {"cms.event_type": event.event_type}
     for key in ("request_id", "correlation_id"):
-        if event.metadata.get(key):
-            headers[f"nameko.{key}"] = event.metadata[key]
+        if getattr(event, key):
+            headers[f"nameko.{key}"] = getattr(event, key)
     return headers
 
 
@@ -117,14 +118,18 @@ class OutboxPublisher:
             except Exception:
                 log.debug("error closing AMQP connection", exc_info=True)
 
-    def publish(self, events: list[RecordedEvent]) -> None:
-        """Publish ``events`` and return once RabbitMQ has confirmed every one of them
-        (raises when it refuses one or does not answer within ``confirm_timeout``)."""
+    def publish(self, events: list[Any]) -> None:
+        """Publish ``events`` (rows of :meth:`EventStore.read_for_publishing`: the envelope is
+        already JSON text, so it is sent as it is) and return once RabbitMQ has confirmed
+        every one of them (raises when it refuses one or does not answer within
+        ``confirm_timeout``)."""
         producer = self._get_producer()
         for event in events:
             producer.publish(
-                event.envelope(self.service),
-                routing_key=event.type,
+                event.body.encode(),
+                routing_key=event.event_type,
+                content_type="application/json",
+                content_encoding="utf-8",
                 delivery_mode=PERSISTENT,
                 headers=publish_headers(event),
                 message_id=str(event.event_id),
@@ -154,7 +159,7 @@ class OutboxPublisher:
             ).scalar()
             if position is None:
                 return 0
-            events = EventStore(conn).read_events(position, self.batch_size)
+            events = EventStore(conn).read_for_publishing(self.service, position, self.batch_size)
             if not events:
                 return 0
             try:

@@ -7,8 +7,9 @@ becomes :class:`ServiceUnavailable`, which the gateway answers as 503.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import eventlet
@@ -73,6 +74,27 @@ class RpcClient:
     ) -> Any:
         reply = self.call_async(service, method, *args, **kwargs)
         return self.wait(reply, service, method, timeout)
+
+    def read_events(
+        self,
+        source: str,
+        after_position: int,
+        limit: int,
+        types: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """A page of ``source``'s event envelopes for a catch-up, as ``read_events`` returns
+        them, through ``read_events_json``: the source's database renders the page as JSON
+        text and the source passes it on, so only this side decodes it."""
+        page = self.call(
+            source,
+            "read_events_json",
+            after_position=after_position,
+            limit=limit,
+            types=list(types) if types else None,
+            timeout=timeout,
+        )
+        return json.loads(page)
 
     def _forget(self, reply) -> None:
         """Drop the reply event of a call we gave up on, so it does not pile up."""

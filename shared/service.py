@@ -1,5 +1,6 @@
 """The base every event-sourced CMS service is built on: its database session, its outbox
-relay, and the two RPCs every service answers (``ping`` and ``read_events``)."""
+relay, and the RPCs every service answers (``ping``, ``read_events`` and
+``read_events_json``)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from shared.outbox import OutboxRelay
 from shared.sealing import Vault, open_sealed_values
 
 
-class ReadEventsRequest(Schema):
+class ReadEventsJsonRequest(Schema):
     after_position = fields.Integer(load_default=0, validate=validate.Range(min=0))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_READ_LIMIT))
     types = fields.List(fields.String(), load_default=None, allow_none=True)
+
+
+class ReadEventsRequest(ReadEventsJsonRequest):
     open_sealed = fields.Boolean(load_default=False)
 
 
@@ -87,3 +91,19 @@ class EventSourcedService:
             ]
             self.db.rollback()
         return envelopes
+
+    @rpc
+    def read_events_json(
+        self, after_position: int = 0, limit: int = 100, types: list[str] | None = None
+    ) -> str:
+        """``read_events`` (sealed values stay sealed) as one JSON array text that the
+        database renders and this service hands on without decoding it: the page read of
+        catch-ups and rebuilds (``shared.rpc.RpcClient.read_events``)."""
+        args = load_rpc_payload(
+            ReadEventsJsonRequest(),
+            {"after_position": after_position, "limit": limit, "types": types},
+        )
+        try:
+            return EventStore(self.db).read_envelopes_json(self.name, **args)
+        finally:
+            self.db.rollback()

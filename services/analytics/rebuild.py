@@ -16,6 +16,7 @@ Only one rebuild runs at a time (a session advisory lock).
 from __future__ import annotations
 
 import argparse
+import json
 import queue
 import sys
 import threading
@@ -103,9 +104,10 @@ class RpcFetch:
         return cluster
 
     def __call__(self, source: str, after: int, limit: int, types: Sequence[str]):
-        return getattr(self._cluster(), source).read_events(
+        page = getattr(self._cluster(), source).read_events_json(
             after_position=after, limit=limit, types=list(types)
         )
+        return json.loads(page)
 
     def totals(self) -> dict[str, int]:
         """Each source's last position (for the progress bar)."""

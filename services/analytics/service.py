@@ -81,9 +81,7 @@ class AnalyticsService(EventSourcedService):
 
     def _catch_up(self) -> int:
         def fetch(source: str, after: int, limit: int, types) -> list[dict[str, Any]]:
-            return self.rpc.call(
-                source, "read_events", after_position=after, limit=limit, types=list(types)
-            )
+            return self.rpc.read_events(source, after, limit, types)
 
         applied = consumer.catch_up_all(self.db, fetch)
         if applied:

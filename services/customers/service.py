@@ -449,9 +449,7 @@ class CustomersService(EventSourcedService):
         """Apply the order, payment and segment events the live deliveries missed."""
 
         def fetch(source: str, after: int, limit: int, types) -> list[dict[str, Any]]:
-            return self.rpc.call(
-                source, "read_events", after_position=after, limit=limit, types=list(types)
-            )
+            return self.rpc.read_events(source, after, limit, types)
 
         for projection in (activity, segments):
             try:

@@ -93,14 +93,7 @@ class OrdersService(EventSourcedService):
 
     def _fetch(self, source: str, types: tuple[str, ...] | None, timeout: float | None = None):
         def fetch(after: int, limit: int) -> list[dict[str, Any]]:
-            return self.rpc.call(
-                source,
-                "read_events",
-                after_position=after,
-                limit=limit,
-                types=list(types) if types else None,
-                timeout=timeout,
-            )
+            return self.rpc.read_events(source, after, limit, types, timeout=timeout)
 
         return fetch
 

@@ -311,9 +311,7 @@ class PaymentsService(EventSourcedService):
 
     def _catch_up(self) -> int:
         def fetch(after: int, limit: int):
-            return self.rpc_client.call(
-                "orders", "read_events", after_position=after, limit=limit, types=list(ORDER_EVENTS)
-            )
+            return self.rpc_client.read_events("orders", after, limit, ORDER_EVENTS)
 
         applied = catch_up(self.db, ORDERS_CONSUMER, "orders", fetch, self._apply_order_event)
         self.courier.wake()

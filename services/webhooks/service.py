@@ -87,9 +87,7 @@ class WebhooksService(EventSourcedService):
 
     def _fetch(self, source: str):
         def fetch(after: int, limit: int) -> list[dict[str, Any]]:
-            return self.rpc_client.call(
-                source, "read_events", after_position=after, limit=limit, timeout=READ_TIMEOUT
-            )
+            return self.rpc_client.read_events(source, after, limit, timeout=READ_TIMEOUT)
 
         return fetch
 

@@ -1,5 +1,6 @@
 """The event store against real PostgreSQL: concurrency, ordering, immutability."""
 
+import json
 import random
 import time
 import uuid
@@ -204,3 +205,46 @@ def test_service_roles_can_use_pg_trgm_but_not_change_the_extensions_schema(serv
         assert conn.execute(text("SELECT similarity('zhang wei', 'zhangwei')")).scalar() > 0.3
         with pytest.raises(ProgrammingError, match="permission denied"):
             conn.execute(text("CREATE TABLE extensions.intruder (id int)"))
+
+
+def test_envelopes_rendered_by_postgresql_are_the_envelopes_of_python(users_engine):
+    """``read_envelopes_json`` and the relay's ``read_for_publishing`` hand on the database's
+    rendering of an envelope: it must read back as exactly what ``envelope()`` gives, whole
+    seconds, odd microseconds, non-ASCII text, nesting and nulls included."""
+    from datetime import UTC, datetime
+
+    stream = str(uuid.uuid4())
+    payloads = [
+        {"n": 1, "name": '张伟 "Zhang" \\ O\'Brien', "nested": {"a": [1, None, True]}},
+        {"n": 2, "amount": 12345678901234, "empty": {}, "list": []},
+        {"n": 3, "text": "line\nbreak\ttab \u2028 ☃"},
+    ]
+    moments = [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    events = [
+        NewEvent("test.rendered", payload, occurred_at=moment)
+        for payload, moment in zip(payloads, moments, strict=True)
+    ]
+    with users_engine.begin() as conn:
+        recorded = EventStore(conn).append(
+            "thing", stream, events, 0, metadata={"request_id": "r-9", "correlation_id": None}
+        )
+    after = recorded[0].global_position - 1
+    with users_engine.connect() as conn:
+        store = EventStore(conn)
+        page = json.loads(store.read_envelopes_json("users", after, 3, ["test.rendered"]))
+        rows = store.read_for_publishing("users", after, 3)
+        empty = store.read_envelopes_json("users", recorded[-1].global_position, 5)
+        with pytest.raises(BadRequest):
+            store.read_envelopes_json("users", -1, 5)
+    expected = [event.envelope("users") for event in recorded]
+    assert page == expected
+    assert [json.loads(row.body) for row in rows] == expected
+    assert [row.request_id for row in rows] == ["r-9"] * 3
+    assert [row.correlation_id for row in rows] == [None] * 3
+    assert expected[0]["occurred_at"] == "2026-01-02T03:04:05Z"
+    assert expected[1]["occurred_at"] == "2026-01-02T03:04:05.000007Z"
+    assert json.loads(empty) == []
