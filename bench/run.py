@@ -90,7 +90,8 @@ def log(message: str) -> None:
 
 
 def seed(settings, count: int) -> dict[str, Any]:
-    """``count`` customers through the bulk path of ``services/customers/seed.py``."""
+    """``count`` customers through the bulk path of ``services/customers/seed.py``, its
+    batches prepared by one process per core while this one inserts them."""
     from sqlalchemy.orm import Session
 
     from services.customers.seed import seed_customers
@@ -112,7 +113,9 @@ def seed(settings, count: int) -> dict[str, Any]:
 
     try:
         with Session(engine) as session:
-            seeded = seed_customers(session, count, seed=0, progress=progress)
+            seeded = seed_customers(
+                session, count, seed=0, progress=progress, workers=os.cpu_count() or 1
+            )
     finally:
         engine.dispose()
     seconds = time.perf_counter() - started

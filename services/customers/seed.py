@@ -12,11 +12,16 @@ characters), some Latin, some with a company.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import uuid
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from multiprocessing import get_context
 from typing import Any
 
 from sqlalchemy import insert, text
@@ -167,19 +172,23 @@ def _batches(count: int, size: int) -> Iterator[range]:
         yield range(start, min(count, start + size))
 
 
-def seed_batch(
-    conn: Connection,
-    indexes: range,
-    rng: random.Random,
-    start: datetime,
-    span: timedelta,
-) -> int:
-    """Insert one batch of customers in the caller's transaction."""
-    conn.execute(TAKE_WRITERS_LOCK)
-    conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
-    vault = CustomerVault(conn)
+@dataclass
+class Batch:
+    """What one batch inserts: subject keys, ``customer.registered`` events, read-model rows."""
+
+    keys: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+
+
+def prepare_batch(indexes: range, seed: int, start: datetime, span: timedelta) -> Batch:
+    """Make one batch without touching the database, so that batches can be made in other
+    processes while this one inserts. The data depends only on ``seed`` and the indexes (the
+    ids are new each time)."""
+    rng = random.Random(f"{seed}:{indexes.start}")
+    vault = CustomerVault(None)  # new subjects only: their keys never leave this object
     ids = [str(uuid.uuid4()) for _ in indexes]
-    conn.execute(insert(subject_keys), vault.new_keys(ids))
+    keys = vault.new_keys(ids)
     events, rows = [], []
     metadata = {"actor_id": "seed", "actor_kind": "system"}
     schema = registry.schema(REGISTERED, 1)
@@ -208,10 +217,35 @@ def seed_batch(
         customer = Customer(customer_id)
         customer.apply(event_type, payload, at)
         rows.append({**customer_row(customer), "order_count": 0})
-    conn.execute(insert(events_table), events)
-    conn.execute(insert(tables.customers), rows)
+    return Batch(keys, events, rows)
+
+
+def insert_batch(conn: Connection, batch: Batch) -> int:
+    """Insert one prepared batch in the caller's transaction, as the service's writers do."""
+    conn.execute(TAKE_WRITERS_LOCK)
+    conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
+    conn.execute(insert(subject_keys), batch.keys)
+    conn.execute(insert(events_table), batch.events)
+    conn.execute(insert(tables.customers), batch.rows)
     conn.execute(text(NOTIFY_SQL))
-    return len(ids)
+    return len(batch.rows)
+
+
+def _prepared(jobs: list[tuple[range, int, datetime, timedelta]], workers: int) -> Iterator[Batch]:
+    """The batches in order; with ``workers`` > 1 made by that many processes, at most two
+    each ahead of the inserts."""
+    if workers <= 1:
+        for job in jobs:
+            yield prepare_batch(*job)
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        pending: deque[Future[Batch]] = deque()
+        for job in jobs:
+            pending.append(pool.submit(prepare_batch, *job))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def seed_customers(
@@ -221,16 +255,18 @@ def seed_customers(
     batch: int = BATCH,
     years: float = 3.0,
     progress=None,
+    workers: int = 1,
 ) -> int:
     """Insert ``count`` synthetic customers, committing every ``batch``; then ANALYZE so the
-        planner knows the new data. The data is the same for a given ``seed`` (the ids are new each
-    time). Returns the count."""
-    rng = random.Random(seed)
+    planner knows the new data. The data is the same for a given ``seed`` and ``batch``
+    whatever ``workers`` (processes that prepare batches while this one inserts: sealing,
+    pinyin and the read-model rows are most of the work). Returns the count."""
     span = timedelta(days=365 * years)
     start = datetime.now(UTC) - span
+    jobs = [(indexes, seed, start, span) for indexes in _batches(count, batch)]
     done = 0
-    for indexes in _batches(count, batch):
-        done += seed_batch(session.connection(), indexes, rng, start, span)
+    for prepared in _prepared(jobs, workers):
+        done += insert_batch(session.connection(), prepared)
         session.commit()
         if progress:
             progress(done, count)
@@ -246,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("count", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes preparing batches"
+    )
     args = parser.parse_args(argv)
     engine = create_service_engine(
         settings().service_url("customers"), schema="customers", pool_size=1
@@ -256,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                 session,
                 args.count,
                 args.seed,
+                workers=args.workers,
                 progress=lambda done, total: print(f"\r{done}/{total}", end="", flush=True),
             )
     finally:
