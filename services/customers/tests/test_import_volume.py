@@ -19,7 +19,8 @@ from services.customers.tests.test_imports import do_import, write_csv
 def cluster(isolated_config):
     container = get_container_cls(isolated_config)(CustomersService, isolated_config)
     container.start()
-    with ClusterRpcProxy(isolated_config, timeout=120) as proxy:
+    # generous: a revert of 5,000 customers is one call, and the suite shares two cores
+    with ClusterRpcProxy(isolated_config, timeout=300) as proxy:
         yield proxy
     container.stop()
 
