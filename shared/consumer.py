@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 Envelope = Mapping[str, Any]
 Apply = Callable[[Session, Envelope], None]
+#: Applies a page's new events (in position order) at once, in the caller's transaction.
+ApplyPage = Callable[[Session, Sequence[Envelope]], None]
 Fetch = Callable[[int, int], Sequence[Envelope]]
 
 #: ``(database, consumer, source) -> position`` that this process saw committed as the
@@ -194,10 +196,11 @@ def catch_up(
     fetch: Fetch,
     apply: Apply,
     batch_size: int = 500,
+    apply_page: ApplyPage | None = None,
 ) -> int:
     """Read ``source``'s events after the consumer's cursor with ``fetch(after, limit)`` (the
-    source's ``read_events`` RPC) and apply each one not yet applied. Returns how many were
-    applied now.
+    source's ``read_events`` RPC) and apply each one not yet applied (``apply_page``, when
+    given, takes a page's new events at once instead). Returns how many were applied now.
 
     Each page is one transaction: the cursor moves first (so that a live ``apply_next``,
     which also moves it first, queues behind the page instead of deadlocking with it), then
@@ -213,10 +216,13 @@ def catch_up(
             try:
                 advance_cursor(session, consumer, source, last)
                 new = claim_page(session, consumer, source, page)
-                for envelope in page:
-                    if str(envelope["event_id"]) in new:
+                fresh = [envelope for envelope in page if str(envelope["event_id"]) in new]
+                if apply_page is not None:
+                    apply_page(session, fresh)
+                else:
+                    for envelope in fresh:
                         apply(session, envelope)
-                        applied += 1
+                applied += len(fresh)
                 session.commit()
             except Exception:
                 session.rollback()

@@ -15,7 +15,7 @@ delivery addresses and notes of their orders, sealed under it, become unreadable
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -58,6 +58,29 @@ _UPSERT_OWNER = text(
     ON CONFLICT (id) DO UPDATE SET
         owner_id = EXCLUDED.owner_id, owner_version = EXCLUDED.owner_version, updated_at = now()
     WHERE customers.owner_version < EXCLUDED.owner_version
+    """
+)
+
+
+#: ``customer.registered`` of many customers in one statement: each sets the status and the
+#: owner at its stream version, with the same guards as ``_UPSERT_STATUS`` and
+#: ``_UPSERT_OWNER`` (an older event never overwrites a newer one).
+_REGISTER_MANY = text(
+    """
+    INSERT INTO customers (id, status, status_version, owner_id, owner_version, updated_at)
+    SELECT id, 'active', version, owner_id, version, now()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[]), CAST(:owners AS text[]))
+         AS registered (id, version, owner_id)
+    ON CONFLICT (id) DO UPDATE SET
+        status = CASE WHEN customers.status_version < EXCLUDED.status_version
+                      THEN EXCLUDED.status ELSE customers.status END,
+        status_version = GREATEST(customers.status_version, EXCLUDED.status_version),
+        owner_id = CASE WHEN customers.owner_version < EXCLUDED.owner_version
+                        THEN EXCLUDED.owner_id ELSE customers.owner_id END,
+        owner_version = GREATEST(customers.owner_version, EXCLUDED.owner_version),
+        updated_at = now()
+    WHERE customers.status_version < EXCLUDED.status_version
+       OR customers.owner_version < EXCLUDED.owner_version
     """
 )
 
@@ -117,6 +140,40 @@ def apply_customer_event(session: Session, envelope: Mapping[str, Any]) -> None:
         Vault(session).destroy(customer_id)
 
 
+def _register_many(session: Session, envelopes: Sequence[Mapping[str, Any]]) -> None:
+    newest: dict[str, Mapping[str, Any]] = {}  # one row per customer in one statement
+    for envelope in envelopes:
+        customer_id = str(envelope["payload"]["customer_id"])
+        known = newest.get(customer_id)
+        if known is None or int(known["stream_version"]) < int(envelope["stream_version"]):
+            newest[customer_id] = envelope
+    session.execute(
+        _REGISTER_MANY,
+        {
+            "ids": list(newest),
+            "versions": [int(e["stream_version"]) for e in newest.values()],
+            "owners": [e["payload"].get("owner_id") for e in newest.values()],
+        },
+    )
+
+
+def apply_customer_events(session: Session, envelopes: Sequence[Mapping[str, Any]]) -> None:
+    """Fold a catch-up page into the replica, in order: each run of ``customer.registered``
+    (a bulk import is one long run) in one statement, any other event on its own."""
+    run: list[Mapping[str, Any]] = []
+    for envelope in envelopes:
+        if envelope["type"] == "customer.registered":
+            run.append(envelope)
+            continue
+        if run:
+            _register_many(session, run)
+            run = []
+        if envelope["type"] in EVENT_TYPES:
+            apply_customer_event(session, envelope)
+    if run:
+        _register_many(session, run)
+
+
 def consume(session: Session, envelope: Mapping[str, Any]) -> bool:
     """Apply a live delivery once; True when it was new."""
     if envelope.get("type") not in EVENT_TYPES:
@@ -128,11 +185,14 @@ def catch_up_customers(session: Session, fetch: Fetch) -> int:
     """Apply every customers event after this replica's cursor (``fetch`` is the customers
     service's ``read_events``); returns how many were new."""
 
-    def apply(session: Session, envelope: Mapping[str, Any]) -> None:
-        if envelope["type"] in EVENT_TYPES:
-            apply_customer_event(session, envelope)
-
-    return catch_up(session, CONSUMER, SOURCE, fetch, apply)
+    return catch_up(
+        session,
+        CONSUMER,
+        SOURCE,
+        fetch,
+        apply_customer_event,
+        apply_page=apply_customer_events,
+    )
 
 
 def lookup(session: Session, customer_id: str) -> Any:

@@ -91,3 +91,44 @@ def test_erasure_destroys_the_key_of_this_service(service_engine):
             apply_customer_event,
         )
         assert Vault(session).unseal(sealed) is None
+
+
+def test_a_catch_up_page_folds_to_what_one_event_at_a_time_does(service_engine):
+    """``apply_customer_events`` (runs of registrations in one statement) against
+    ``apply_customer_event`` one by one, on the same page: registrations before and after
+    other events, an assignment that arrived before its registration, a re-registration
+    older than what is stored."""
+    from sqlalchemy.orm import Session
+
+    from services.orders.replica import apply_customer_events
+
+    def page(ids):
+        a, b, c, d = ids
+        return [
+            envelope("customer.registered", a, 1, owner_id="u1"),
+            envelope("customer.registered", b, 1, owner_id=None),
+            envelope("customer.archived", a, 2),
+            envelope("customer.registered", c, 1, owner_id="u3"),
+            envelope("customer.registered", d, 1, owner_id="u4"),
+        ]
+
+    one_by_one = [str(uuid.uuid4()) for _ in range(4)]
+    at_once = [str(uuid.uuid4()) for _ in range(4)]
+    with Session(service_engine("orders")) as session:
+        for ids in (one_by_one, at_once):  # c was assigned (version 2) before the page came
+            apply_customer_event(session, envelope("customer.assigned", ids[2], 2, owner_id="u9"))
+        for event in page(one_by_one):
+            apply_customer_event(session, event)
+        apply_customer_events(session, page(at_once))
+        session.commit()
+        expected = [tuple(row(session, customer)) for customer in one_by_one]
+        assert [tuple(row(session, customer)) for customer in at_once] == expected
+        assert expected == [
+            ("archived", "u1", None),
+            ("active", None, None),
+            ("active", "u9", None),
+            ("active", "u4", None),
+        ]
+        apply_customer_events(session, page(at_once)[:2])  # older than stored: no change
+        assert tuple(row(session, at_once[0])) == ("archived", "u1", None)
+        session.rollback()
