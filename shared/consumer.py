@@ -51,10 +51,17 @@ def _ahead_of_cursor(session: Session, consumer: str, envelope: Envelope) -> int
     """How many positions the event lies past the cursor this process knows for
     ``consumer`` (0 or less: already applied); None for an envelope without a position or
     source."""
+    return ahead_of_known_cursor(str(session.get_bind().url), consumer, envelope)
+
+
+def ahead_of_known_cursor(database: str, consumer: str, envelope: Envelope) -> int | None:
+    """:func:`_ahead_of_cursor` for a caller without a session (an entrypoint deciding
+    whether a delivery needs a worker at all): ``database`` is ``str(engine.url)`` of the
+    consumer's engine."""
     position, source = envelope.get("position"), envelope.get("source")
     if not position or not source:  # positions start at 1
         return None
-    return int(position) - _applied_through.get(_key(session, consumer, source), 0)
+    return int(position) - _applied_through.get((database, consumer, source), 0)
 
 
 def already_applied(session: Session, consumer: str, envelope: Envelope) -> bool:

@@ -9,12 +9,56 @@ declares and binds its queue before the first event), each handing the envelope 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from nameko.events import SERVICE_POOL, event_handler
+from nameko.events import SERVICE_POOL, EventHandler, event_handler
+
+from shared.consumer import ahead_of_known_cursor
+from shared.db import Database
 
 T = TypeVar("T", bound=type)
+log = logging.getLogger(__name__)
+
+
+class ConsumerEventHandler(EventHandler):
+    """nameko's durable event handler (requeued on error) for deliveries that feed one
+    idempotent consumer (``shared.consumer``): a delivery at or behind the cursor this
+    process last committed for that consumer is already applied, so it is acknowledged here,
+    without a worker (no green thread, no session, no dependencies). After a bulk import the
+    queues hold one such delivery per event and consumer, which a catch-up in pages has
+    applied already; a worker each was most of the consumers' CPU while they drained."""
+
+    def __init__(self, source_service: str, event_type: str, consumer: str, **kwargs: Any):
+        kwargs.setdefault("handler_type", SERVICE_POOL)
+        kwargs.setdefault("reliable_delivery", True)
+        kwargs.setdefault("requeue_on_error", True)
+        super().__init__(source_service, event_type, **kwargs)
+        self.consumer = consumer
+        self._database: str | None = None
+
+    def _database_url(self) -> str | None:
+        if self._database is None:
+            for dependency in self.container.dependencies:
+                if isinstance(dependency, Database) and dependency.engine is not None:
+                    self._database = str(dependency.engine.url)
+                    break
+        return self._database
+
+    def handle_message(self, body: Any, message: Any) -> None:
+        database = self._database_url()
+        if isinstance(body, Mapping) and database is not None:
+            ahead = ahead_of_known_cursor(database, self.consumer, body)
+            if ahead is not None and ahead <= 0:
+                self.queue_consumer.ack_message(message)
+                return
+        super().handle_message(body, message)
+
+
+def consumer_event_handler(source_service: str, event_type: str, consumer: str, **kwargs):
+    """Decorator: ``@consumer_event_handler("customers", "customer.registered", CONSUMER)``."""
+    return ConsumerEventHandler.decorator(source_service, event_type, consumer, **kwargs)
 
 
 def handler_name(source: str, event_type: str) -> str:
@@ -22,12 +66,14 @@ def handler_name(source: str, event_type: str) -> str:
     return f"on_{source}_{event_type.replace('.', '_')}"
 
 
-def _handler(source: str, event_type: str, target: str) -> Callable[..., Any]:
+def _handler(source: str, event_type: str, target: str, consumer: str | None) -> Callable[..., Any]:
     def handle(self: Any, envelope: dict[str, Any]) -> None:
         getattr(self, target)(envelope)
 
     handle.__name__ = handle.__qualname__ = handler_name(source, event_type)
     handle.__doc__ = f"Hands {source}' {event_type} events to ``{target}``."
+    if consumer is not None:
+        return consumer_event_handler(source, event_type, consumer)(handle)
     return event_handler(
         source,
         event_type,
@@ -37,8 +83,12 @@ def _handler(source: str, event_type: str, target: str) -> Callable[..., Any]:
     )(handle)
 
 
-def subscribe(subscriptions: Mapping[str, Sequence[str]], target: str) -> Callable[[T], T]:
-    """Class decorator: an event handler per subscribed event type, calling ``target``."""
+def subscribe(
+    subscriptions: Mapping[str, Sequence[str]], target: str, consumer: str | None = None
+) -> Callable[[T], T]:
+    """Class decorator: an event handler per subscribed event type, calling ``target``
+    (with ``consumer``, the ``shared.consumer`` name ``target`` applies events as: a
+    :class:`ConsumerEventHandler`, which acknowledges what that consumer applied already)."""
 
     def decorate(cls: T) -> T:
         for source, types in subscriptions.items():
@@ -46,7 +96,7 @@ def subscribe(subscriptions: Mapping[str, Sequence[str]], target: str) -> Callab
                 name = handler_name(source, event_type)
                 if name in vars(cls):
                     raise TypeError(f"{cls.__name__}.{name} is already defined")
-                setattr(cls, name, _handler(source, event_type, target))
+                setattr(cls, name, _handler(source, event_type, target, consumer))
         return cls
 
     return decorate

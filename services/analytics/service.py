@@ -47,7 +47,7 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-@subscribe(SUBSCRIPTIONS, "apply_event")
+@subscribe(SUBSCRIPTIONS, "apply_event", consumer=consumer.CONSUMER)
 class AnalyticsService(EventSourcedService):
     """Revenue, customer figures, RFM segments, cohorts, payment rates and lifetime value,
     projected from the customers, orders and payments events."""

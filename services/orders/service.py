@@ -25,6 +25,7 @@ from shared.errors import CmsError, ConcurrencyError, ServiceUnavailable
 from shared.idempotency import purge_expired, run_idempotent
 from shared.rpc import Rpc
 from shared.service import EventSourcedService
+from shared.subscriptions import consumer_event_handler
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ def _metadata(context: Any, actor: dict[str, Any] | None) -> dict[str, Any]:
             meta.setdefault("request_id", actor["request_id"])
             meta.setdefault("correlation_id", actor["request_id"])
     return meta
+
+
+def _replicates(event_type: str):
+    """A customers event for the replica: deliveries it applied already need no worker."""
+    return consumer_event_handler("customers", event_type, replica.CONSUMER)
 
 
 def _consumes(source: str, event_type: str):
@@ -292,31 +298,31 @@ class OrdersService(EventSourcedService):
         catch_up_first(self.db, replica.CONSUMER, envelope, self._catch_up_customers)
         replica.consume(self.db, envelope)
 
-    @_consumes("customers", "customer.registered")
+    @_replicates("customer.registered")
     def on_customer_registered(self, envelope):
         self._customer_event(envelope)
 
-    @_consumes("customers", "customer.assigned")
+    @_replicates("customer.assigned")
     def on_customer_assigned(self, envelope):
         self._customer_event(envelope)
 
-    @_consumes("customers", "customer.archived")
+    @_replicates("customer.archived")
     def on_customer_archived(self, envelope):
         self._customer_event(envelope)
 
-    @_consumes("customers", "customer.restored")
+    @_replicates("customer.restored")
     def on_customer_restored(self, envelope):
         self._customer_event(envelope)
 
-    @_consumes("customers", "customer.merged")
+    @_replicates("customer.merged")
     def on_customer_merged(self, envelope):
         self._customer_event(envelope)
 
-    @_consumes("customers", "customer.merge_undone")
+    @_replicates("customer.merge_undone")
     def on_customer_merge_undone(self, envelope):
         self._customer_event(envelope)
 
-    @_consumes("customers", "customer.erased")
+    @_replicates("customer.erased")
     def on_customer_erased(self, envelope):
         self._customer_event(envelope)
 

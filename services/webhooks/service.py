@@ -12,7 +12,6 @@ from typing import Any
 
 from eventlet.semaphore import Semaphore
 from nameko.dependency_providers import Config
-from nameko.events import SERVICE_POOL, event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
 
@@ -26,6 +25,7 @@ from shared.consumer import already_applied
 from shared.errors import CmsError, Forbidden, ServiceUnavailable
 from shared.rpc import Rpc
 from shared.service import EventSourcedService, load_rpc_payload
+from shared.subscriptions import consumer_event_handler
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +60,7 @@ def _live_handler(source: str):
 
     handle.__name__ = handle.__qualname__ = f"on_{source}_events"
     handle.__doc__ = f"Every event of {source} ('#'): catch up on it."
-    return event_handler(
-        source,
-        "#",
-        handler_type=SERVICE_POOL,
-        reliable_delivery=True,
-        requeue_on_error=True,
-    )(handle)
+    return consumer_event_handler(source, "#", CONSUMER)(handle)
 
 
 class WebhooksService(EventSourcedService):

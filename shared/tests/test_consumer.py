@@ -7,11 +7,12 @@ from nameko.events import event_handler
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.consumer import apply_next, apply_once, catch_up, cursor
+from shared.consumer import apply_next, apply_once, catch_up, cursor, remember_cursor
 from shared.db import Database
 from shared.events import NewEvent
 from shared.eventstore import EventStore
 from shared.outbox import OutboxPublisher
+from shared.subscriptions import consumer_event_handler
 
 
 def _envelope(position=1, key="k"):
@@ -192,3 +193,51 @@ def test_a_redelivered_event_changes_the_consumers_state_once(
         while CountingConsumer.deliveries.count(str(recorded[0].event_id)) < 3:
             eventlet.sleep(0.05)
     assert _hits(service_engine("analytics"), scratch_table, key) == 1
+
+
+class SkippingConsumer:
+    """A consumer whose deliveries go through ``ConsumerEventHandler``."""
+
+    name = "analytics"
+    db = Database()
+    handled: list = []
+
+    @consumer_event_handler("payments", "test.skipped", "test-skipping")
+    def on_skipped(self, envelope):
+        SkippingConsumer.handled.append(envelope["position"])
+
+
+def test_deliveries_behind_the_known_cursor_are_acknowledged_without_a_worker(
+    container_factory, nameko_config, service_engine, amqp_uri
+):
+    from kombu import Connection
+
+    container = container_factory(SkippingConsumer, nameko_config)
+    container.start()
+    payments = service_engine("payments")
+    with payments.begin() as conn:
+        recorded = EventStore(conn).append(
+            "test",
+            uuid.uuid4().hex,
+            [NewEvent("test.skipped", {"n": n}) for n in range(3)],
+            expected_version=0,
+        )
+    positions = [event.global_position for event in recorded]
+    with Session(service_engine("analytics")) as session:  # a catch-up applied the first two
+        remember_cursor(session, "test-skipping", "payments", positions[1])
+    SkippingConsumer.handled.clear()
+    publisher = OutboxPublisher(payments, "payments", amqp_uri)
+    try:
+        publisher.drain()
+    finally:
+        publisher.close()
+    with eventlet.Timeout(10):
+        while positions[2] not in SkippingConsumer.handled:
+            eventlet.sleep(0.05)
+    eventlet.sleep(0.3)
+    container.stop()  # what was not acknowledged would be ready in the queue again
+    assert SkippingConsumer.handled == [positions[2]]
+    with Connection(amqp_uri) as connection:
+        queue = "evt-payments-test.skipped--analytics.on_skipped"
+        _, ready, _ = connection.default_channel.queue_declare(queue, passive=True)
+    assert ready == 0
