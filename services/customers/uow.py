@@ -142,13 +142,20 @@ class UnitOfWork:
 
     def lock_rows(self, customer_ids: Iterable[str]) -> dict[str, Row]:
         """The customers' read-model rows, locked for this transaction in id order (every
-        command on a customer takes this lock first: they serialise and never deadlock)."""
+        command on a customer takes this lock first: they serialise and never deadlock).
+
+        A transaction that holds the writers' lock already (``writing``: a bulk import's
+        batch, which holds the event table) does not wait for a row at all: a command may
+        hold that row and be waiting for the event table, and were the batch to wait even
+        briefly (its ``lock_timeout``), PostgreSQL's deadlock check could end the command.
+        It raises ``LockNotAvailable`` at once instead, and the batch is run again
+        (``imports.retried``)."""
         ids = sorted(set(customer_ids))
         rows = self.conn.execute(
             select(tables.customers)
             .where(tables.customers.c.id.in_(ids))
             .order_by(tables.customers.c.id)
-            .with_for_update()
+            .with_for_update(nowait=self._writing)
         ).all()
         return {str(row.id): row for row in rows}
 
