@@ -9,7 +9,6 @@ declares and binds its queue before the first event), each handing the envelope 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -19,7 +18,6 @@ from shared.consumer import ahead_of_known_cursor
 from shared.db import Database
 
 T = TypeVar("T", bound=type)
-log = logging.getLogger(__name__)
 
 
 class ConsumerEventHandler(EventHandler):
@@ -39,6 +37,8 @@ class ConsumerEventHandler(EventHandler):
         self._database: str | None = None
 
     def _database_url(self) -> str | None:
+        """The URL of the service's :class:`Database` engine, as ``shared.consumer`` keys the
+        cursors it knows."""
         if self._database is None:
             for dependency in self.container.dependencies:
                 if isinstance(dependency, Database) and dependency.engine is not None:
