@@ -5,6 +5,9 @@
 declares and binds its queue before the first event), each handing the envelope to the class's
 ``on_event(envelope)``. A failure requeues the message (handlers must be idempotent:
 ``shared.consumer.apply_once``); a consumer also catches up through ``read_events``.
+With ``consumer=`` (or ``@consumer_event_handler``) the handler is a
+:class:`ConsumerEventHandler`, which acknowledges without a worker what that consumer has
+applied already.
 """
 
 from __future__ import annotations
