@@ -139,6 +139,7 @@ def record_manual(ctx: Context) -> Reply:
     roles=ANY_ROLE,
     query=ps.PaymentQuery,
     response=ps.PaymentPage,
+    errors=(400, 404),  # 404: an order_id that names no order the caller may see
     **PAYMENTS,
 )
 def list_(ctx: Context) -> Reply:
