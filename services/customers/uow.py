@@ -68,6 +68,8 @@ class UnitOfWork:
         self.store = EventStore(session)
         self._vault: CustomerVault | None = None
         self._writing = writing
+        #: a bulk import's batch: it never waits for a customer row (``lock_rows``)
+        self._bulk = writing
 
     @property
     def conn(self) -> Connection:
@@ -151,11 +153,12 @@ class UnitOfWork:
         It raises ``LockNotAvailable`` at once instead, and the batch is run again
         (``imports.retried``)."""
         ids = sorted(set(customer_ids))
+        # not ``_writing``: reading ``self.conn`` sets that for every command
         rows = self.conn.execute(
             select(tables.customers)
             .where(tables.customers.c.id.in_(ids))
             .order_by(tables.customers.c.id)
-            .with_for_update(nowait=self._writing)
+            .with_for_update(nowait=self._bulk)
         ).all()
         return {str(row.id): row for row in rows}
 

@@ -2,6 +2,7 @@
 the next ones wait for it; nothing deadlocks and the read model stays equal to the log."""
 
 import eventlet
+import eventlet.event
 from sqlalchemy.orm import Session
 
 from services.customers.commands import CustomerCommands
@@ -50,3 +51,42 @@ def test_commands_during_a_rebuild(customers_engine):
     pool.waitall()
     assert errors == []
     rebuild_and_compare(customers_engine)
+
+
+def test_a_command_waits_for_another_on_the_same_customer(customers_engine):
+    """Two edits of one customer at once: the second waits for the first's row lock and then
+    succeeds (only a bulk import's batch refuses to wait, and runs again)."""
+    admin = principal("admin")
+    with Session(customers_engine) as session:
+        uow = UnitOfWork(session, {"actor_id": admin["id"], "actor_kind": "user"})
+        data = CustomerData().load({"name": "等待", "emails": [{"address": unique_email("w")}]})
+        customer_id = CustomerCommands(uow).create(admin, data, force=False)
+        uow.commit()
+    holding, errors = eventlet.event.Event(), []
+
+    def first():
+        with Session(customers_engine) as session:
+            uow = UnitOfWork(session)
+            CustomerCommands(uow).set_tags(admin, customer_id, ["first"], [], None)
+            holding.send()
+            eventlet.sleep(0.5)  # the row stays locked meanwhile
+            uow.commit()
+
+    def second():
+        holding.wait()
+        try:
+            with Session(customers_engine) as session:
+                uow = UnitOfWork(session)
+                CustomerCommands(uow).set_tags(admin, customer_id, ["second"], [], None)
+                uow.commit()
+        except Exception as exc:  # noqa: BLE001 - LockNotAvailable would land here
+            errors.append(exc)
+
+    pool = eventlet.GreenPool(2)
+    pool.spawn(first)
+    pool.spawn(second)
+    pool.waitall()
+    assert errors == []
+    with Session(customers_engine) as session:
+        tags = UnitOfWork(session).lock_rows([customer_id])[customer_id].tags
+    assert sorted(tags) == ["first", "second"]
