@@ -5,6 +5,10 @@
 declares and binds its queue before the first event), each handing the envelope to the class's
 ``on_event(envelope)``. A failure requeues the message (handlers must be idempotent:
 ``shared.consumer.apply_once``); a consumer also catches up through ``read_events``.
+Every handler here is a :class:`RetryingEventHandler` (``@durable_event_handler``): a
+delivery that fails a second time goes back to its queue only after a pause, so a message
+that cannot be applied (one that breaks its contract, or while the database is down) is
+retried every few seconds and logged each time instead of spinning a core.
 With ``consumer=`` (or ``@consumer_event_handler``) the handler is a
 :class:`ConsumerEventHandler`, which acknowledges without a worker what that consumer has
 applied already.
@@ -15,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from nameko.events import SERVICE_POOL, EventHandler, event_handler
+import eventlet
+from nameko.events import SERVICE_POOL, EventHandler
 
 from shared.consumer import ahead_of_known_cursor
 from shared.db import Database
@@ -23,7 +28,38 @@ from shared.db import Database
 T = TypeVar("T", bound=type)
 
 
-class ConsumerEventHandler(EventHandler):
+#: Seconds a delivery that failed before (``redelivered``) waits before it is requeued.
+RETRY_PAUSE = 2.0
+
+
+class RetryingEventHandler(EventHandler):
+    """nameko's durable event handler, requeued on error, with a pause before a repeated
+    failure goes back to the queue. nameko requeues at once, and RabbitMQ redelivers at
+    once: one message that always fails would be retried as fast as a core allows, for as
+    long as the service runs. The first failure is requeued at once (a lost race, a deadlock
+    victim); a redelivered one waits :data:`RETRY_PAUSE` in its worker first, which holds
+    that worker (and the message, unacknowledged) meanwhile."""
+
+    def __init__(self, source_service: str, event_type: str, **kwargs: Any):
+        kwargs.setdefault("handler_type", SERVICE_POOL)
+        kwargs.setdefault("reliable_delivery", True)
+        kwargs.setdefault("requeue_on_error", True)
+        super().__init__(source_service, event_type, **kwargs)
+
+    def handle_message_processed(self, message: Any, result: Any = None, exc_info: Any = None):
+        if exc_info is not None and self.requeue_on_error:
+            if (getattr(message, "delivery_info", None) or {}).get("redelivered"):
+                eventlet.sleep(RETRY_PAUSE)
+        super().handle_message_processed(message, result, exc_info)
+
+
+def durable_event_handler(source_service: str, event_type: str, **kwargs: Any):
+    """Decorator: ``@durable_event_handler("orders", "order.placed")`` (a
+    :class:`RetryingEventHandler`)."""
+    return RetryingEventHandler.decorator(source_service, event_type, **kwargs)
+
+
+class ConsumerEventHandler(RetryingEventHandler):
     """nameko's durable event handler (requeued on error) for deliveries that feed one
     idempotent consumer (``shared.consumer``): a delivery at or behind the cursor this
     process last committed for that consumer is already applied, so it is acknowledged here,
@@ -32,9 +68,6 @@ class ConsumerEventHandler(EventHandler):
     applied already; a worker each was most of the consumers' CPU while they drained."""
 
     def __init__(self, source_service: str, event_type: str, consumer: str, **kwargs: Any):
-        kwargs.setdefault("handler_type", SERVICE_POOL)
-        kwargs.setdefault("reliable_delivery", True)
-        kwargs.setdefault("requeue_on_error", True)
         super().__init__(source_service, event_type, **kwargs)
         self.consumer = consumer
         self._database: str | None = None
@@ -77,13 +110,7 @@ def _handler(source: str, event_type: str, target: str, consumer: str | None) ->
     handle.__doc__ = f"Hands {source}' {event_type} events to ``{target}``."
     if consumer is not None:
         return consumer_event_handler(source, event_type, consumer)(handle)
-    return event_handler(
-        source,
-        event_type,
-        handler_type=SERVICE_POOL,
-        reliable_delivery=True,
-        requeue_on_error=True,
-    )(handle)
+    return durable_event_handler(source, event_type)(handle)
 
 
 def subscribe(

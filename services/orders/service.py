@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nameko.events import SERVICE_POOL, event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
 
@@ -25,7 +24,7 @@ from shared.errors import CmsError, ConcurrencyError, ServiceUnavailable
 from shared.idempotency import purge_expired, run_idempotent
 from shared.rpc import Rpc
 from shared.service import EventSourcedService
-from shared.subscriptions import consumer_event_handler
+from shared.subscriptions import consumer_event_handler, durable_event_handler
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +60,7 @@ def _replicates(event_type: str):
 
 
 def _consumes(source: str, event_type: str):
-    return event_handler(
-        source,
-        event_type,
-        handler_type=SERVICE_POOL,
-        reliable_delivery=True,
-        requeue_on_error=True,
-    )
+    return durable_event_handler(source, event_type)
 
 
 class OrdersService(EventSourcedService):

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.timer import timer
@@ -30,6 +29,7 @@ from shared.events import utcnow
 from shared.idempotency import purge_expired, run_idempotent
 from shared.rpc import Rpc
 from shared.service import EventSourcedService, load_rpc_payload
+from shared.subscriptions import durable_event_handler
 
 log = logging.getLogger(__name__)
 
@@ -283,19 +283,19 @@ class PaymentsService(EventSourcedService):
         if envelope.get("type") in ("order.cancelled", "order.returned"):
             self.courier.wake()  # only these can void or refund a sandbox payment
 
-    @event_handler("orders", "order.placed", requeue_on_error=True)
+    @durable_event_handler("orders", "order.placed")
     def on_order_placed(self, envelope):
         self._on_order_event(envelope)
 
-    @event_handler("orders", "order.lines_changed", requeue_on_error=True)
+    @durable_event_handler("orders", "order.lines_changed")
     def on_order_lines_changed(self, envelope):
         self._on_order_event(envelope)
 
-    @event_handler("orders", "order.cancelled", requeue_on_error=True)
+    @durable_event_handler("orders", "order.cancelled")
     def on_order_cancelled(self, envelope):
         self._on_order_event(envelope)
 
-    @event_handler("orders", "order.returned", requeue_on_error=True)
+    @durable_event_handler("orders", "order.returned")
     def on_order_returned(self, envelope):
         self._on_order_event(envelope)
 

@@ -12,7 +12,7 @@ from shared.db import Database
 from shared.events import NewEvent
 from shared.eventstore import EventStore
 from shared.outbox import OutboxPublisher
-from shared.subscriptions import consumer_event_handler
+from shared.subscriptions import RETRY_PAUSE, consumer_event_handler, durable_event_handler
 
 
 def _envelope(position=1, key="k"):
@@ -195,6 +195,15 @@ def test_a_redelivered_event_changes_the_consumers_state_once(
     assert _hits(service_engine("analytics"), scratch_table, key) == 1
 
 
+def _relay(engine, amqp_uri) -> None:
+    """Publish what the payments outbox holds, as its relay would."""
+    publisher = OutboxPublisher(engine, "payments", amqp_uri)
+    try:
+        publisher.drain()
+    finally:
+        publisher.close()
+
+
 class SkippingConsumer:
     """A consumer whose deliveries go through ``ConsumerEventHandler``."""
 
@@ -226,11 +235,7 @@ def test_deliveries_behind_the_known_cursor_are_acknowledged_without_a_worker(
     with Session(service_engine("analytics")) as session:  # a catch-up applied the first two
         remember_cursor(session, "test-skipping", "payments", positions[1])
     SkippingConsumer.handled.clear()
-    publisher = OutboxPublisher(payments, "payments", amqp_uri)
-    try:
-        publisher.drain()
-    finally:
-        publisher.close()
+    _relay(payments, amqp_uri)
     with eventlet.Timeout(10):
         while positions[2] not in SkippingConsumer.handled:
             eventlet.sleep(0.05)
@@ -241,3 +246,38 @@ def test_deliveries_behind_the_known_cursor_are_acknowledged_without_a_worker(
         queue = "evt-payments-test.skipped--analytics.on_skipped"
         _, ready, _ = connection.default_channel.queue_declare(queue, passive=True)
     assert ready == 0
+
+
+class BrokenConsumer:
+    """A consumer that can never apply its event (as with one that breaks its contract)."""
+
+    name = "analytics"
+    attempts: list = []
+
+    @durable_event_handler("payments", "test.unusable")
+    def on_unusable(self, envelope):
+        BrokenConsumer.attempts.append(envelope["position"])
+        raise KeyError("line_id")
+
+
+def test_a_delivery_that_keeps_failing_is_retried_after_a_pause_not_in_a_loop(
+    container_factory, nameko_config, service_engine, amqp_uri
+):
+    container = container_factory(BrokenConsumer, nameko_config)
+    container.start()
+    payments = service_engine("payments")
+    with payments.begin() as conn:
+        recorded = EventStore(conn).append(
+            "test", uuid.uuid4().hex, [NewEvent("test.unusable", {})], expected_version=0
+        )
+    BrokenConsumer.attempts.clear()
+    _relay(payments, amqp_uri)
+    with eventlet.Timeout(10):
+        while len(BrokenConsumer.attempts) < 2:
+            eventlet.sleep(0.05)
+    eventlet.sleep(RETRY_PAUSE * 1.5)
+    # at once, then once more at once (a redelivery), then one per pause: without the
+    # pause the same time holds hundreds of attempts
+    assert 2 <= len(BrokenConsumer.attempts) <= 4
+    assert set(BrokenConsumer.attempts) == {recorded[0].global_position}
+    container.kill()  # the message stays in its queue, unacknowledged, for a later start

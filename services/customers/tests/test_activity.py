@@ -42,15 +42,30 @@ def placed(customer_id: str, order_id: str, placed_at: datetime) -> dict:
             "number": "SO-TEST-1",
             "customer_id": customer_id,
             "currency": "CNY",
-            "lines": [{"sku": "A-1", "quantity": 2, "unit_price": 1500, "line_total": 3000}],
+            "lines": [
+                {
+                    "line_id": "1",
+                    "product_id": None,
+                    "sku": "A-1",
+                    "name": "Tea",
+                    "category": None,
+                    "brand": None,
+                    "quantity": 2,
+                    "unit_price": 1500,
+                    "line_discount": 0,
+                    "line_total": 3000,
+                }
+            ],
             "subtotal": 3000,
             "order_discount": 0,
+            "tax_rate": 1300,
             "tax": 390,
             "total": 3390,
             "placed_at": placed_at.isoformat(),
             "source": "import",
             "external_id": "legacy-1",
             "delivery_address": {"sealed": "not kept"},
+            "notes": None,
         },
     )
 
