@@ -14,11 +14,18 @@ a file not listed counts as ``DEFAULT_WEIGHT``). ``CMS_TEST_JOBS`` sets the numb
 processes; by default it is 3, fewer when PostgreSQL allows too few connections for that many
 (each process runs stacks of services with a connection pool each: ``CONNECTIONS_PER_JOB``).
 Any other arguments are passed to every pytest process.
+
+A group still running at the suite's deadline (``CMS_SUITE_DEADLINE`` seconds, 45 minutes by
+default: several times the suite's length on the slowest machine seen) is interrupted as Ctrl-C
+would (pytest then prints where each test stood and its summary), killed a minute later if it
+has not ended, and its log printed: a hung test fails the run with a reason instead of running
+it into CI's own time limit with nothing printed.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +38,8 @@ DEFAULT_JOBS = 3
 CONNECTIONS_PER_JOB = 90
 DEFAULT_WEIGHT = 8.0
 NO_TESTS = 5  # pytest's exit code when it collected or selected no test
+DEFAULT_DEADLINE = 45 * 60
+GRACE = 60  # seconds an interrupted group has to print its summary before it is killed
 
 # seconds per file, from `pytest --durations=0` (setup + call + teardown); only the heavy
 # ones matter for the balance
@@ -110,8 +119,35 @@ def job_count() -> int:
     return max(1, min(DEFAULT_JOBS, free // CONNECTIONS_PER_JOB))
 
 
+def deadline_seconds() -> float:
+    raw = os.environ.get("CMS_SUITE_DEADLINE", "")
+    try:
+        return float(raw) if raw else DEFAULT_DEADLINE
+    except ValueError:
+        raise SystemExit(f"CMS_SUITE_DEADLINE must be a number of seconds, not {raw!r}") from None
+
+
+def wait_until(process: subprocess.Popen, deadline: float) -> bool:
+    """Wait for the process until the monotonic ``deadline``; True when it ended in time."""
+    try:
+        process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def stop(process: subprocess.Popen, number: int) -> None:
+    """Interrupt a group past the deadline (pytest reports what was running), then kill it."""
+    print(f"\n===== group {number}: past the suite deadline, interrupting =====", flush=True)
+    process.send_signal(signal.SIGINT)
+    if not wait_until(process, time.monotonic() + GRACE):
+        process.kill()
+        process.wait()
+
+
 def main(argv: list[str]) -> int:
     jobs = job_count()
+    deadline = time.monotonic() + deadline_seconds()
     groups = deal(test_files(), jobs)
     started = time.monotonic()
     print(f"running the suite as {len(groups)} pytest processes", flush=True)
@@ -125,7 +161,9 @@ def main(argv: list[str]) -> int:
         running.append((number, process, log, len(files)))
     failed = 0
     for number, process, log, count in running:
-        code = process.wait()
+        if not wait_until(process, deadline):
+            stop(process, number)
+        code = process.returncode
         log.seek(0)
         print(f"\n===== group {number} ({count} files): exit {code} =====", flush=True)
         sys.stdout.write(log.read())
