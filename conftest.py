@@ -230,3 +230,12 @@ def live_stack(backing_services, request):
     yield stack
     stack.interrupt()
     drop_database(dataclasses.replace(load_settings(), database_url=url))
+
+
+def pytest_runtest_logstart(nodeid, location):
+    """With ``CMS_TEST_PROGRESS`` (``tests.parallel`` sets it), the test now running is
+    written there, so a group stopped at the suite's deadline can say which test hung."""
+    path = os.environ.get("CMS_TEST_PROGRESS")
+    if path:
+        with open(path, "w", encoding="utf-8") as progress:
+            progress.write(nodeid)

@@ -136,9 +136,13 @@ def wait_until(process: subprocess.Popen, deadline: float) -> bool:
         return False
 
 
-def stop(process: subprocess.Popen, number: int) -> None:
+def stop(process: subprocess.Popen, number: int, progress: Path) -> None:
     """Interrupt a group past the deadline (pytest reports what was running), then kill it."""
-    print(f"\n===== group {number}: past the suite deadline, interrupting =====", flush=True)
+    running = progress.read_text(encoding="utf-8") if progress.exists() else "(none yet)"
+    print(
+        f"\n===== group {number}: past the suite deadline, interrupting {running} =====",
+        flush=True,
+    )
     process.send_signal(signal.SIGINT)
     if not wait_until(process, time.monotonic() + GRACE):
         process.kill()
@@ -156,23 +160,28 @@ def main(argv: list[str]) -> int:
         log = tempfile.NamedTemporaryFile(
             "w+", prefix=f"cms-tests-{number}-", suffix=".log", delete=False
         )
+        progress = Path(f"{log.name}.running")
         command = [sys.executable, "-m", "pytest", *argv, *files]
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        running.append((number, process, log, len(files)))
+        environment = {**os.environ, "CMS_TEST_PROGRESS": str(progress)}
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=environment
+        )
+        running.append((number, process, log, len(files), progress))
     failed = 0
-    for number, process, log, count in running:
+    for number, process, log, count, progress in running:
         if not wait_until(process, deadline):
-            stop(process, number)
+            stop(process, number, progress)
         code = process.returncode
         log.seek(0)
         print(f"\n===== group {number} ({count} files): exit {code} =====", flush=True)
         sys.stdout.write(log.read())
         log.close()
         os.unlink(log.name)
+        progress.unlink(missing_ok=True)
         # 5: every test of the group deselected (``-k``, ``-m``), not a failure
         failed = failed or (0 if code == NO_TESTS else code)
     print(f"\nsuite: {len(groups)} groups in {time.monotonic() - started:.0f} s", flush=True)
-    if all(process.returncode == NO_TESTS for _, process, _, _ in running):
+    if all(entry[1].returncode == NO_TESTS for entry in running):
         return NO_TESTS
     return failed
 
