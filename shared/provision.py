@@ -10,7 +10,9 @@ import importlib
 import inspect
 import logging
 from collections.abc import Iterable
+from typing import Any
 
+from amqp.exceptions import PreconditionFailed
 from kombu import Connection
 from nameko.events import SERVICE_POOL, EventHandler
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
@@ -159,9 +161,10 @@ def create_role_and_schema(settings: Settings, service: str) -> None:
         engine.dispose()
 
 
-def consumer_bindings(service: str) -> list[tuple[str, str, str]]:
-    """``(queue, source service, event type)`` for every ``@event_handler`` of a service,
-    named exactly as nameko names them, so the queues exist before the first event."""
+def consumer_bindings(service: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """``(queue, source service, event type, queue arguments)`` for every ``@event_handler``
+    of a service, named and declared exactly as the handler declares it, so the queues exist
+    before the first event."""
     module = importlib.import_module(f"services.{service}.service")
     bindings = []
     for _, cls in inspect.getmembers(module, inspect.isclass):
@@ -176,7 +179,8 @@ def consumer_bindings(service: str) -> list[tuple[str, str, str]]:
                 ):
                     source, event_type = entrypoint.source_service, entrypoint.event_type
                     queue = f"evt-{source}-{event_type}--{service}.{method_name}"
-                    bindings.append((queue, source, event_type))
+                    arguments = dict(getattr(entrypoint, "queue_arguments", None) or {})
+                    bindings.append((queue, source, event_type, arguments))
     return bindings
 
 
@@ -190,14 +194,35 @@ def declare_messaging(amqp_uri: str, services: Iterable[str] = SERVICES) -> None
         for service in services:
             get_event_exchange(service, {}).declare(channel=channel)
         for service in services:
-            for queue_name, source, event_type in consumer_bindings(service):
-                Queue(
+            for queue_name, source, event_type, arguments in consumer_bindings(service):
+                queue = Queue(
                     queue_name,
                     exchange=get_event_exchange(source, {}),
                     routing_key=event_type,
                     durable=True,
                     auto_delete=False,
-                ).declare(channel=channel)
+                    queue_arguments=arguments or None,
+                )
+                try:
+                    queue.declare(channel=channel)
+                except PreconditionFailed:
+                    channel = _redeclare(connection, queue)
+
+
+def _redeclare(connection: Connection, queue: Any) -> Any:
+    """A queue declared before with other arguments (before consumers' queues were bounded):
+    RabbitMQ refuses to change them, so it is deleted and declared anew on a new channel (the
+    refusal closed the old one). Only queues of consumers that take every event from the
+    source's log have arguments, so what the old queue held is read again from there."""
+    channel = connection.channel()
+    log.warning(
+        "queue %s was declared with other arguments; deleting and declaring it again (its "
+        "consumer catches up from the log)",
+        queue.name,
+    )
+    channel.queue_delete(queue.name)
+    queue.declare(channel=channel)
+    return channel
 
 
 def provision(settings: Settings, services: Iterable[str] = SERVICES, messaging: bool = True):

@@ -11,7 +11,10 @@ that cannot be applied (one that breaks its contract, or while the database is d
 retried every few seconds and logged each time instead of spinning a core.
 With ``consumer=`` (or ``@consumer_event_handler``) the handler is a
 :class:`ConsumerEventHandler`, which acknowledges without a worker what that consumer has
-applied already.
+applied already, and whose queue keeps at most :data:`BACKLOG_LIMIT` deliveries: such a
+consumer takes every event from its source's log (catch-up), so a delivery is only a
+doorbell, and a backlog past that (a bulk import, a consumer down for a day) is dropped from
+the oldest end instead of filling RabbitMQ's memory and disk.
 """
 
 from __future__ import annotations
@@ -59,6 +62,13 @@ def durable_event_handler(source_service: str, event_type: str, **kwargs: Any):
     return RetryingEventHandler.decorator(source_service, event_type, **kwargs)
 
 
+#: The most deliveries the queue of a :class:`ConsumerEventHandler` keeps; RabbitMQ drops the
+#: oldest past it (``x-overflow: drop-head``: the newest stay, and the first of them that
+#: arrives far ahead of the consumer's cursor starts a catch-up from the log). A constant, not
+#: a setting: provisioning and every process must declare the queue with the same arguments.
+BACKLOG_LIMIT = 10_000
+
+
 class ConsumerEventHandler(RetryingEventHandler):
     """nameko's durable event handler (requeued on error) for deliveries that feed one
     idempotent consumer (``shared.consumer``): a delivery at or behind the cursor this
@@ -67,10 +77,17 @@ class ConsumerEventHandler(RetryingEventHandler):
     queues hold one such delivery per event and consumer, which a catch-up in pages has
     applied already; a worker each was most of the consumers' CPU while they drained."""
 
+    #: RabbitMQ arguments of the queue (``shared.provision`` declares it with the same)
+    queue_arguments: Mapping[str, Any] = {"x-max-length": BACKLOG_LIMIT, "x-overflow": "drop-head"}
+
     def __init__(self, source_service: str, event_type: str, consumer: str, **kwargs: Any):
         super().__init__(source_service, event_type, **kwargs)
         self.consumer = consumer
         self._database: str | None = None
+
+    def setup(self) -> None:
+        super().setup()  # nameko builds the queue here, without arguments
+        self.queue.queue_arguments = dict(self.queue_arguments)
 
     def _database_url(self) -> str | None:
         """The URL of the service's :class:`Database` engine, as ``shared.consumer`` keys the

@@ -3,6 +3,7 @@
 import uuid
 
 import eventlet
+import pytest
 from nameko.events import event_handler
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -12,7 +13,13 @@ from shared.db import Database
 from shared.events import NewEvent
 from shared.eventstore import EventStore
 from shared.outbox import OutboxPublisher
-from shared.subscriptions import RETRY_PAUSE, consumer_event_handler, durable_event_handler
+from shared.subscriptions import (
+    BACKLOG_LIMIT,
+    RETRY_PAUSE,
+    ConsumerEventHandler,
+    consumer_event_handler,
+    durable_event_handler,
+)
 
 
 def _envelope(position=1, key="k"):
@@ -281,3 +288,71 @@ def test_a_delivery_that_keeps_failing_is_retried_after_a_pause_not_in_a_loop(
     assert 2 <= len(BrokenConsumer.attempts) <= 4
     assert set(BrokenConsumer.attempts) == {recorded[0].global_position}
     container.kill()  # the message stays in its queue, unacknowledged, for a later start
+
+
+class FiveDeep(ConsumerEventHandler):
+    """A consumer's handler whose queue keeps five deliveries (the real one keeps
+    ``BACKLOG_LIMIT``)."""
+
+    queue_arguments = {"x-max-length": 5, "x-overflow": "drop-head"}
+
+
+class BoundedConsumer:
+    name = "analytics"
+    db = Database()
+    handled: list = []
+
+    @FiveDeep.decorator("payments", "test.bounded", "test-bounded")
+    def on_bounded(self, envelope):
+        BoundedConsumer.handled.append(envelope["position"])
+
+
+def test_a_consumers_queue_keeps_only_the_newest_deliveries(
+    container_factory, nameko_config, service_engine, amqp_uri
+):
+    from kombu import Connection
+
+    first = container_factory(BoundedConsumer, nameko_config)
+    first.start()  # declares the queue, with its arguments
+    first.stop()
+    payments = service_engine("payments")
+    with payments.begin() as conn:
+        recorded = EventStore(conn).append(
+            "test",
+            uuid.uuid4().hex,
+            [NewEvent("test.bounded", {"n": n}) for n in range(12)],
+            expected_version=0,
+        )
+    _relay(payments, amqp_uri)
+    with Connection(amqp_uri) as connection:
+        queue = "evt-payments-test.bounded--analytics.on_bounded"
+        _, ready, _ = connection.default_channel.queue_declare(queue, passive=True)
+    assert ready == 5  # the oldest seven were dropped: the consumer reads them from the log
+    BoundedConsumer.handled.clear()
+    second = container_factory(BoundedConsumer, nameko_config)
+    second.start()
+    positions = [event.global_position for event in recorded]
+    with eventlet.Timeout(10):
+        while len(BoundedConsumer.handled) < 5:
+            eventlet.sleep(0.05)
+    assert sorted(BoundedConsumer.handled) == positions[-5:]
+
+
+def test_provisioning_replaces_a_consumers_queue_declared_without_its_bound(amqp_uri):
+    from amqp.exceptions import PreconditionFailed
+    from kombu import Connection
+
+    from shared.provision import consumer_bindings, declare_messaging
+
+    [(queue, _, _, arguments)] = [b for b in consumer_bindings("webhooks") if b[1] == "orders"]
+    assert arguments == {"x-max-length": BACKLOG_LIMIT, "x-overflow": "drop-head"}
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        channel.queue_delete(queue)
+        channel.queue_declare(queue, durable=True, auto_delete=False)  # as before the bound
+    declare_messaging(amqp_uri, ["webhooks"])
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        channel.queue_declare(queue, durable=True, auto_delete=False, arguments=arguments)
+        with pytest.raises(PreconditionFailed):  # it has the bound now, not the old arguments
+            connection.channel().queue_declare(queue, durable=True, auto_delete=False)
