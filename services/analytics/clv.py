@@ -11,66 +11,23 @@
   gives the expected value of a purchase.
 
 Fitted with scipy's Nelder-Mead, then L-BFGS-B, on the logarithms of the parameters.
-Checked against the published CDNOW fit (tests/test_clv.py). Pure functions, no I/O: the
-service runs them in a native thread (eventlet.tpool) so a fit never starves the hub.
+Checked against the published CDNOW fit (tests/test_clv.py). Pure functions, no I/O, apart
+from :func:`main`: the service runs a fit in a child process (``clv_runner``), so that scipy
+(about 70 MB once imported) and the fit's arrays never stay in the service's memory, and a
+fit never holds the service's interpreter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date
+import json
+import sys
 
 import numpy as np
 from scipy import optimize, special
 
-UNITS = {"days": 1.0, "weeks": 7.0}
+from services.analytics.purchase_summary import UNITS, Summary, summarise
 
-
-@dataclass
-class Summary:
-    """Per customer: ids, frequency, recency, age (in the time unit) and the mean value of
-    the repeat purchases (0 when there are none)."""
-
-    ids: list[str]
-    x: np.ndarray
-    t_x: np.ndarray
-    T: np.ndarray
-    m: np.ndarray
-
-
-def summarise(
-    purchases: Iterable[tuple[str, date, int]], as_of: date, unit: str = "days"
-) -> Summary:
-    """RFM summary from ``(customer, day, value)`` rows sorted by customer: purchases on one
-    day count as one (their values summed); the first day is not a repeat."""
-    scale = UNITS[unit]
-    ids: list[str] = []
-    xs, txs, ts, ms = [], [], [], []
-    current, days = None, {}
-
-    def flush():
-        if current is None:
-            return
-        ordered = sorted(days)
-        first, last = ordered[0], ordered[-1]
-        repeats = [days[d] for d in ordered[1:]]
-        ids.append(current)
-        xs.append(len(repeats))
-        txs.append((last - first).days / scale)
-        ts.append((as_of - first).days / scale)
-        ms.append(sum(repeats) / len(repeats) if repeats else 0.0)
-
-    for customer, day, value in purchases:
-        if customer != current:
-            flush()
-            current, days = customer, {}
-        days[day] = days.get(day, 0) + value
-    flush()
-    return Summary(
-        ids, np.array(xs, float), np.array(txs, float), np.array(ts, float), np.array(ms, float)
-    )
-
+__all__ = ["UNITS", "Summary", "fit_and_predict", "main", "summarise"]
 
 # -- BG/NBD --------------------------------------------------------------------------------------
 
@@ -233,3 +190,25 @@ def fit_and_predict(summary: Summary, horizon: float, value_scale: float = 100.0
             for i in range(n)
         ],
     }
+
+
+def main() -> int:
+    """``python -m services.analytics.clv HORIZON SUMMARY.npz``: a :class:`Summary` as
+    ``clv_runner.encode`` writes it, the fit as JSON on stdout; exit 3 with
+    ``{"error": ...}`` when the data cannot be fitted."""
+    horizon, path = float(sys.argv[1]), sys.argv[2]
+    with np.load(path, allow_pickle=False) as arrays:
+        summary = Summary(
+            [str(i) for i in arrays["ids"]], arrays["x"], arrays["t_x"], arrays["T"], arrays["m"]
+        )
+    try:
+        result = fit_and_predict(summary, horizon)
+    except ValueError as exc:
+        json.dump({"error": str(exc)}, sys.stdout)
+        return 3
+    json.dump(result, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

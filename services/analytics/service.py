@@ -18,14 +18,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import eventlet
-from eventlet import tpool
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from services.analytics import clv, consumer, queries, schemas, segments
+from services.analytics import clv_runner, consumer, queries, schemas, segments
 from services.analytics import rebuild as rebuilding
 from services.analytics.projector import SUBSCRIPTIONS, refresh_rfm
+from services.analytics.purchase_summary import summarise
 from shared.consumer import catch_up_first, catching_up
 from shared.errors import CmsError, NotFound, RuleViolation, ServiceUnavailable
 from shared.rpc import Rpc
@@ -199,10 +199,10 @@ class AnalyticsService(EventSourcedService):
             return cached[1]
         end = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), UTC)
         rows = self._read(queries.purchases_for_clv, args["currency"], end)
-        summary = clv.summarise(rows, as_of, args["unit"])
+        summary = summarise(rows, as_of, args["unit"])
         try:
-            # CPU-bound: a native thread, so the hub (and the AMQP heartbeat) keeps running
-            fitted = tpool.execute(clv.fit_and_predict, summary, args["horizon"])
+            # a child process: scipy and the fit's memory never stay in the service
+            fitted = clv_runner.fit(summary, args["horizon"])
         except ValueError as exc:
             raise RuleViolation(str(exc), {"code": "not_enough_data"}) from exc
         result = {

@@ -78,3 +78,26 @@ def test_summary_counts_days_and_excludes_the_first_purchase_from_spend():
     assert list(summary.t_x) == [2, 0]
     assert list(summary.T) == [4, 19 / 7]
     assert list(summary.m) == [200, 0]
+
+
+def test_a_fit_in_a_child_process_is_the_fit_in_this_one(cdnow):
+    """What the service runs (``clv_runner.fit``: a child process, the summary as .npz, the
+    result as JSON) gives what ``fit_and_predict`` gives here."""
+    from services.analytics import clv_runner
+
+    x, t_x, T = cdnow
+    m = np.where(x > 0, 20 + 5 * x, 0.0)  # a spend per repeat customer, for Gamma-Gamma
+    summary = clv.Summary([f"c{i}" for i in range(len(x))], x, t_x, T, m)
+    here = clv.fit_and_predict(summary, 39)
+    there = clv_runner.fit(summary, 39)
+    assert there["bgnbd"] == pytest.approx(here["bgnbd"])
+    assert there["gamma_gamma"] == pytest.approx(here["gamma_gamma"])
+    assert there["predictions"] == here["predictions"]
+
+
+def test_data_that_cannot_be_fitted_is_a_value_error_from_the_child_too():
+    from services.analytics import clv_runner
+
+    one = np.array([1.0])
+    with pytest.raises(ValueError, match="not enough customers"):
+        clv_runner.fit(clv.Summary(["a"], one, one, one, one), 10)
