@@ -202,6 +202,18 @@ def test_a_redelivered_event_changes_the_consumers_state_once(
     assert _hits(service_engine("analytics"), scratch_table, key) == 1
 
 
+def _record(engine, event_type: str, count: int):
+    """``count`` events of ``event_type`` (payload ``{"n": n}``) in a new stream of the
+    payments log."""
+    with engine.begin() as conn:
+        return EventStore(conn).append(
+            "test",
+            uuid.uuid4().hex,
+            [NewEvent(event_type, {"n": n}) for n in range(count)],
+            expected_version=0,
+        )
+
+
 def _relay(engine, amqp_uri) -> None:
     """Publish what the payments outbox holds, as its relay would."""
     publisher = OutboxPublisher(engine, "payments", amqp_uri)
@@ -231,13 +243,7 @@ def test_deliveries_behind_the_known_cursor_are_acknowledged_without_a_worker(
     container = container_factory(SkippingConsumer, nameko_config)
     container.start()
     payments = service_engine("payments")
-    with payments.begin() as conn:
-        recorded = EventStore(conn).append(
-            "test",
-            uuid.uuid4().hex,
-            [NewEvent("test.skipped", {"n": n}) for n in range(3)],
-            expected_version=0,
-        )
+    recorded = _record(payments, "test.skipped", 3)
     positions = [event.global_position for event in recorded]
     with Session(service_engine("analytics")) as session:  # a catch-up applied the first two
         remember_cursor(session, "test-skipping", "payments", positions[1])
@@ -273,10 +279,7 @@ def test_a_delivery_that_keeps_failing_is_retried_after_a_pause_not_in_a_loop(
     container = container_factory(BrokenConsumer, nameko_config)
     container.start()
     payments = service_engine("payments")
-    with payments.begin() as conn:
-        recorded = EventStore(conn).append(
-            "test", uuid.uuid4().hex, [NewEvent("test.unusable", {})], expected_version=0
-        )
+    recorded = _record(payments, "test.unusable", 1)
     BrokenConsumer.attempts.clear()
     _relay(payments, amqp_uri)
     with eventlet.Timeout(10):
@@ -316,13 +319,7 @@ def test_a_consumers_queue_keeps_only_the_newest_deliveries(
     first.start()  # declares the queue, with its arguments
     first.stop()
     payments = service_engine("payments")
-    with payments.begin() as conn:
-        recorded = EventStore(conn).append(
-            "test",
-            uuid.uuid4().hex,
-            [NewEvent("test.bounded", {"n": n}) for n in range(12)],
-            expected_version=0,
-        )
+    recorded = _record(payments, "test.bounded", 12)
     _relay(payments, amqp_uri)
     with Connection(amqp_uri) as connection:
         queue = "evt-payments-test.bounded--analytics.on_bounded"
