@@ -66,14 +66,22 @@ NOTIFY_SQL = "SELECT pg_notify('" + NOTIFY_CHANNEL_PREFIX + "' || current_schema
 #: then pass the text along instead of decoding the JSONB columns into Python objects and
 #: encoding them again, which was most of the customers process's CPU after a bulk import
 #: (docs/performance.md). ``:source`` is the service's name.
-ENVELOPE_JSON = """json_build_object(
+_ENVELOPE_JSON = """json_build_object(
     'event_id', event_id, 'type', event_type, 'schema_version', schema_version,
     'source', CAST(:source AS text), 'stream_type', stream_type, 'stream_id', stream_id,
     'stream_version', stream_version, 'position', global_position,
     'occurred_at', to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
         || CASE WHEN extract(microseconds FROM occurred_at)::bigint % 1000000 = 0 THEN ''
            ELSE to_char(occurred_at AT TIME ZONE 'UTC', '.US') END || 'Z',
-    'metadata', metadata, 'payload', payload)::text"""
+    'metadata', metadata, 'payload', {payload})::text"""
+
+ENVELOPE_JSON = _ENVELOPE_JSON.format(payload="payload")
+
+#: A payload cut down to the top-level fields a reader names (``payload_fields``).
+PAYLOAD_SUBSET = (
+    "(SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) "
+    "FROM jsonb_each(payload) WHERE key = ANY(:payload_fields))"
+)
 
 
 def notify_channel(schema: str) -> str:
@@ -216,17 +224,23 @@ class EventStore:
         after_position: int = 0,
         limit: int = 100,
         types: Sequence[str] | None = None,
+        payload_fields: Sequence[str] | None = None,
     ) -> str:
         """What ``read_events`` returns, as envelopes of ``source``, rendered by PostgreSQL as
-        one JSON array text."""
+        one JSON array text. ``payload_fields``: only these top-level fields of each payload
+        (a reader that needs an id or two of a large payload need not carry the rest)."""
         where, params = self._page_filter(after_position, limit, types)
+        envelope = ENVELOPE_JSON
+        if payload_fields is not None:
+            envelope = _ENVELOPE_JSON.format(payload=PAYLOAD_SUBSET)
+            params["payload_fields"] = list(payload_fields)
         return (
             self._connection()
             .execute(
                 text(
                     # only constant SQL is formatted in: the values are bound
                     "SELECT '[' || coalesce(string_agg(envelope, ',' ORDER BY global_position), "  # noqa: S608
-                    f"'') || ']' FROM (SELECT global_position, {ENVELOPE_JSON} AS envelope "
+                    f"'') || ']' FROM (SELECT global_position, {envelope} AS envelope "
                     f"FROM events WHERE {where} ORDER BY global_position LIMIT :limit) page"
                 ),
                 {**params, "source": source},

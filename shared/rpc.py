@@ -82,10 +82,12 @@ class RpcClient:
         limit: int,
         types: Sequence[str] | None = None,
         timeout: float | None = None,
+        payload_fields: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         """A page of ``source``'s event envelopes for a catch-up, as ``read_events`` returns
         them, through ``read_events_json``: the source's database renders the page as JSON
-        text and the source passes it on, so only this side decodes it."""
+        text and the source passes it on, so only this side decodes it. ``payload_fields``:
+        only those top-level fields of each payload."""
         page = self.call(
             source,
             "read_events_json",
@@ -93,6 +95,7 @@ class RpcClient:
             limit=limit,
             types=list(types) if types else None,
             timeout=timeout,
+            **({"payload_fields": list(payload_fields)} if payload_fields is not None else {}),
         )
         return json.loads(page)
 

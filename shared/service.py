@@ -19,13 +19,22 @@ from shared.outbox import OutboxRelay
 from shared.sealing import Vault, open_sealed_values
 
 
-class ReadEventsJsonRequest(Schema):
+class PageRequest(Schema):
     after_position = fields.Integer(load_default=0, validate=validate.Range(min=0))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_READ_LIMIT))
     types = fields.List(fields.String(), load_default=None, allow_none=True)
 
 
-class ReadEventsRequest(ReadEventsJsonRequest):
+class ReadEventsJsonRequest(PageRequest):
+    payload_fields = fields.List(
+        fields.String(validate=validate.Length(min=1, max=100)),
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=100),
+    )
+
+
+class ReadEventsRequest(PageRequest):
     open_sealed = fields.Boolean(load_default=False)
 
 
@@ -94,14 +103,24 @@ class EventSourcedService:
 
     @rpc
     def read_events_json(
-        self, after_position: int = 0, limit: int = 100, types: list[str] | None = None
+        self,
+        after_position: int = 0,
+        limit: int = 100,
+        types: list[str] | None = None,
+        payload_fields: list[str] | None = None,
     ) -> str:
         """``read_events`` (sealed values stay sealed) as one JSON array text that the
         database renders and this service hands on without decoding it: the page read of
-        catch-ups and rebuilds (``shared.rpc.RpcClient.read_events``)."""
+        catch-ups and rebuilds (``shared.rpc.RpcClient.read_events``). ``payload_fields``
+        keeps only those top-level fields of each payload."""
         args = load_rpc_payload(
             ReadEventsJsonRequest(),
-            {"after_position": after_position, "limit": limit, "types": types},
+            {
+                "after_position": after_position,
+                "limit": limit,
+                "types": types,
+                "payload_fields": payload_fields,
+            },
         )
         try:
             return EventStore(self.db).read_envelopes_json(self.name, **args)

@@ -62,6 +62,13 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: The payload fields the fold reads of each source, where it reads a few of many: a
+#: customer's registration carries its sealed personal data (about 1.6 KB), of which the
+#: projections need the id alone. Sources not named here send whole payloads.
+PAYLOAD_FIELDS: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id", "source_id", "target_id"),
+}
+
 #: Order states that make an order a purchase (paid, and not cancelled or returned).
 PURCHASED = ("paid", "fulfilled", "completed")
 

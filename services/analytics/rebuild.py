@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 
 from services.analytics.consumer import APPLY_LOCK, CONSUMER, lock
 from services.analytics.projector import (
+    PAYLOAD_FIELDS,
     SUBSCRIPTIONS,
     Projector,
     refresh_customer_stats,
@@ -106,8 +107,12 @@ class RpcFetch:
         return cluster
 
     def __call__(self, source: str, after: int, limit: int, types: Sequence[str]):
+        fields = PAYLOAD_FIELDS.get(source)
         page = getattr(self._cluster(), source).read_events_json(
-            after_position=after, limit=limit, types=list(types)
+            after_position=after,
+            limit=limit,
+            types=list(types),
+            **({"payload_fields": list(fields)} if fields else {}),
         )
         return json.loads(page)
 

@@ -24,7 +24,7 @@ from nameko.timer import timer
 
 from services.analytics import clv_runner, consumer, queries, schemas, segments
 from services.analytics import rebuild as rebuilding
-from services.analytics.projector import SUBSCRIPTIONS, refresh_rfm
+from services.analytics.projector import PAYLOAD_FIELDS, SUBSCRIPTIONS, refresh_rfm
 from services.analytics.purchase_summary import summarise
 from shared.consumer import catch_up_first, catching_up
 from shared.errors import CmsError, NotFound, RuleViolation, ServiceUnavailable
@@ -81,7 +81,9 @@ class AnalyticsService(EventSourcedService):
 
     def _catch_up(self) -> int:
         def fetch(source: str, after: int, limit: int, types) -> list[dict[str, Any]]:
-            return self.rpc.read_events(source, after, limit, types)
+            return self.rpc.read_events(
+                source, after, limit, types, payload_fields=PAYLOAD_FIELDS.get(source)
+            )
 
         applied = consumer.catch_up_all(self.db, fetch)
         if applied:

@@ -238,6 +238,10 @@ def test_envelopes_rendered_by_postgresql_are_the_envelopes_of_python(users_engi
         page = json.loads(store.read_envelopes_json("users", after, 3, ["test.rendered"]))
         rows = store.read_for_publishing("users", after, 3)
         empty = store.read_envelopes_json("users", recorded[-1].global_position, 5)
+        cut = json.loads(
+            store.read_envelopes_json("users", after, 3, None, payload_fields=["n", "empty", "x"])
+        )
+        nothing = json.loads(store.read_envelopes_json("users", after, 1, payload_fields=[]))
         with pytest.raises(BadRequest):
             store.read_envelopes_json("users", -1, 5)
     expected = [event.envelope("users") for event in recorded]
@@ -248,3 +252,8 @@ def test_envelopes_rendered_by_postgresql_are_the_envelopes_of_python(users_engi
     assert expected[0]["occurred_at"] == "2026-01-02T03:04:05Z"
     assert expected[1]["occurred_at"] == "2026-01-02T03:04:05.000007Z"
     assert json.loads(empty) == []
+    # payload_fields: those top-level fields where present, absent ones left out, the rest
+    # of the envelope whole
+    assert [e["payload"] for e in cut] == [{"n": 1}, {"n": 2, "empty": {}}, {"n": 3}]
+    assert [{**e, "payload": None} for e in cut] == [{**e, "payload": None} for e in expected]
+    assert nothing[0]["payload"] == {}

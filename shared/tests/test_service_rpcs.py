@@ -1,6 +1,7 @@
 """ping and read_events, unit-tested with nameko's worker_factory on a real session and
 through RPC with a running container."""
 
+import json
 import uuid
 
 import pytest
@@ -40,6 +41,24 @@ def test_read_events_returns_envelopes_and_rejects_bad_arguments(orders_session)
     with pytest.raises(BadRequest) as caught:
         service.read_events(after_position="soon", limit=0)
     assert set(caught.value.extra["errors"]) == {"after_position", "limit"}
+
+
+def test_read_events_json_keeps_only_the_named_payload_fields(orders_session):
+    stream = str(uuid.uuid4())
+    store = EventStore(orders_session)
+    start = store.last_position()
+    store.append("test", stream, [NewEvent("test.c", {"id": "c-1", "secret": "x" * 500})], 0)
+    orders_session.commit()
+    service = worker_factory(OrdersService, db=orders_session)
+    (whole,) = json.loads(service.read_events_json(after_position=start, limit=10))
+    (cut,) = json.loads(
+        service.read_events_json(after_position=start, limit=10, payload_fields=["id"])
+    )
+    assert whole["payload"]["secret"] and cut["payload"] == {"id": "c-1"}
+    assert cut["event_id"] == whole["event_id"] and cut["type"] == "test.c"
+    with pytest.raises(BadRequest) as caught:
+        service.read_events_json(after_position=start, payload_fields=[""])
+    assert set(caught.value.extra["errors"]) == {"payload_fields"}
 
 
 def test_read_events_over_rpc(container_factory, nameko_config):
