@@ -68,6 +68,7 @@ PHASES: dict[str, tuple[str, str]] = {
     "amqp_publish": ("baseline", "RabbitMQ persistent publish with confirm"),
     "login": ("operation", "POST /api/v1/auth/login (argon2id)"),
     "search_customers": ("operation", "GET /api/v1/customers?q=…&limit=<page size>"),
+    "search_customers_half": ("operation", "GET /api/v1/customers?q=…, open loop at half the peak"),
     "customer_timeline": ("operation", "GET /api/v1/customers/{id}/timeline"),
     "create_customer": ("operation", "POST /api/v1/customers (force)"),
     "create_customer_half": ("operation", "POST /api/v1/customers, open loop at half the peak"),
@@ -523,6 +524,7 @@ class Bench:
             }
             phase["empty_results"] = {tag: empty.get(tag, 0) for tag in sorted(sent)}
             phase["requests_sent"] = dict(sorted(sent.items()))
+        await self.timed_at_half("search_customers", search)
 
         ids = [customer["id"] for customer in self.customers] or ["00000000"]
         headers = {"Authorization": f"Bearer {await self.token(client)}"}
@@ -599,14 +601,35 @@ def targets(phases: list[dict[str, Any]], rss: dict[str, Any], customers: int) -
     found: list[dict[str, Any]] = []
     search = by_name.get("search_customers")
     if search:
-        p95 = search.get("p95_ms")
         at_scale = customers >= SEARCH_TARGET_CUSTOMERS
+        half = by_name.get("search_customers_half")
+        judged = half or search
+        p95 = judged.get("p95_ms")
+        measured = f"p95 {p95} ms with {customers:,}"
+        if half:
+            measured += (
+                f" at {half.get('offered_per_s')}/s offered (half the peak); "
+                f"{search.get('p95_ms')} ms at the peak ({search.get('throughput_per_s')}/s, "
+                f"{search.get('concurrency')} clients)"
+            )
         found.append(
             {
                 "target": f"customer search p95 ≤ {SEARCH_P95_TARGET_MS:g} ms with 1,000,000",
-                "measured": f"p95 {p95} ms with {customers:,}",
-                "met": (p95 is not None and p95 <= SEARCH_P95_TARGET_MS) if at_scale else None,
-                "note": None if at_scale else f"only {customers:,} customers seeded",
+                "measured": measured,
+                "met": (
+                    p95 is not None and p95 <= SEARCH_P95_TARGET_MS and not judged.get("errors")
+                )
+                if at_scale
+                else None,
+                "note": "; ".join(
+                    note
+                    for note, applies in (
+                        ("open loop at half the closed loop's throughput, as for the writes", half),
+                        (f"only {customers:,} customers seeded", not at_scale),
+                    )
+                    if applies
+                )
+                or None,
             }
         )
     for name in WRITES:

@@ -195,3 +195,20 @@ def test_compare_puts_two_runs_side_by_side():
     assert "| place_order | 40.0 | 50.0 | 1.25 | 90.0 | 80.0 |" in table
     assert "rpc_ping" not in table
     assert "2" in table.splitlines()[0]
+
+
+def test_search_target_is_judged_at_half_the_peak_and_names_both_figures():
+    from bench.run import targets
+
+    peak = {"name": "search_customers", "p95_ms": 138.0, "throughput_per_s": 90.5}
+    peak["concurrency"] = 8
+    half = {"name": "search_customers_half", "p95_ms": 41.0, "offered_per_s": 45.2, "errors": 0}
+    (search,) = [t for t in targets([peak, half], {}, 1_000_000) if "search" in t["target"]]
+    assert search["met"] is True
+    assert "41.0 ms" in search["measured"] and "138.0 ms at the peak" in search["measured"]
+    assert "half" in search["note"]
+    half["errors"] = 3
+    (failed,) = [t for t in targets([peak, half], {}, 1_000_000) if "search" in t["target"]]
+    assert failed["met"] is False
+    (alone,) = [t for t in targets([peak], {}, 20_000) if "search" in t["target"]]
+    assert alone["met"] is None and alone["note"] == "only 20,000 customers seeded"
