@@ -406,18 +406,31 @@ class Projector:
 
 
 def _stats_sql(suffix: str, only_some: bool) -> str:
+    """The ``customer_stats`` rows of everyone, or (``only_some``) of the customers in
+    ``%(ids)s``: their own orders and those of the customers merged into them, found through
+    the indexes on ``orders.customer_id`` and ``customers.merged_into`` (filtering on the
+    merged owner alone read every purchased order for each batch of events: 29 ms with 9,390
+    orders). The owners go in as an array, which the planner looks up by index whatever the
+    tables' statistics say."""
     s = suffix
-    where = "WHERE p.customer_id = ANY(%(ids)s)" if only_some else ""
     purchased = ", ".join(f"'{status}'" for status in PURCHASED)
+    orders = f"""
+        SELECT o.order_id, COALESCE(c.merged_into, o.customer_id) AS customer_id,
+               o.currency, o.total, o.placed_at
+        FROM orders{s} o LEFT JOIN customers{s} c ON c.customer_id = o.customer_id
+        WHERE o.status IN ({purchased}) AND o.placed_at IS NOT NULL
+          AND o.customer_id IS NOT NULL AND o.total IS NOT NULL"""
+    if only_some:
+        p = f"""owners AS (
+        SELECT unnest(CAST(%(ids)s AS text[])) AS customer_id
+        UNION SELECT customer_id FROM customers{s} WHERE merged_into = ANY(%(ids)s)
+    ), p AS (
+        SELECT * FROM ({orders} AND o.customer_id = ANY(ARRAY(SELECT customer_id FROM owners))
+        ) owned WHERE owned.customer_id = ANY(%(ids)s)"""
+    else:
+        p = f"p AS ({orders}"
     return f"""
-    WITH p AS (
-        SELECT * FROM (
-            SELECT o.order_id, COALESCE(c.merged_into, o.customer_id) AS customer_id,
-                   o.currency, o.total, o.placed_at
-            FROM orders{s} o LEFT JOIN customers{s} c ON c.customer_id = o.customer_id
-            WHERE o.status IN ({purchased}) AND o.placed_at IS NOT NULL
-              AND o.customer_id IS NOT NULL AND o.total IS NOT NULL
-        ) p {where}
+    WITH {p}
     ), base AS (
         SELECT customer_id, currency, count(*) AS n, sum(total) AS spent,
                min(placed_at) AS first_at, max(placed_at) AS last_at

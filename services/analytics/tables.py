@@ -33,6 +33,13 @@ PROJECTION_TABLES: tuple[str, ...] = (
 )
 
 
+#: The customers merged into others, to find a survivor's absorbed orders by index.
+MERGED_INDEX = (
+    "CREATE INDEX customers{s}_merged_idx ON customers{s} (merged_into) "
+    "WHERE merged_into IS NOT NULL"
+)
+
+
 def projection_ddl(suffix: str = "") -> list[str]:
     """CREATE statements of every projection table (and its named indexes) with ``suffix``."""
     s = suffix
@@ -47,6 +54,7 @@ def projection_ddl(suffix: str = "") -> list[str]:
             merge_version integer NOT NULL DEFAULT 0
         )
         """,
+        MERGED_INDEX.format(s=s),
         f"""
         CREATE TABLE orders{s} (
             order_id text PRIMARY KEY,
