@@ -37,7 +37,15 @@ import psutil
 
 from bench import results
 from bench.load import OK, Measurement, Outcome, run_async, run_async_at_rate
-from bench.system import ROOT, CpuMeter, Sampler, SetupError, System, queued_messages
+from bench.system import (
+    ROOT,
+    CpuMeter,
+    Sampler,
+    SetupError,
+    System,
+    queued_messages,
+    settle,
+)
 
 QUICK = {"customers": 10_000, "duration": 3.0, "warmup": 0.5}
 FULL = {"customers": 1_000_000, "duration": 20.0, "warmup": 3.0}
@@ -411,12 +419,13 @@ class Bench:
     def blocking(self, name: str, measure: Callable[[], Measurement | dict[str, Any]]) -> None:
         if not self.selected(name):
             return
-        log(f"{name} ...")
+        settled = settle()
+        log(f"{name} (after {settled} s for the machine to settle) ...")
         cpu: dict[str, float] = {}
         with self.cpu.measure(cpu):
             outcome = measure()
         figures = outcome.summary() if isinstance(outcome, Measurement) else outcome
-        self.record(name, figures, cpu)
+        self.record(name, figures, cpu, settled_s=settled)
 
     async def timed_at_half(self, name: str, request) -> None:
         """``name`` again, open loop, at half the throughput its closed loop reached."""
@@ -425,24 +434,28 @@ class Bench:
         if not self.selected(half) or not peak or not peak.get("throughput_per_s"):
             return
         rate = peak["throughput_per_s"] / 2
-        log(f"{half} at {rate:.1f}/s ...")
+        settled = await asyncio.to_thread(settle)
+        log(f"{half} at {rate:.1f}/s (after {settled} s for the machine to settle) ...")
         cpu: dict[str, float] = {}
         with self.cpu.measure(cpu):
             measurement = await run_async_at_rate(
                 request, rate, self.options.duration, self.options.warmup
             )
-        self.record(half, measurement.summary(), cpu, offered_per_s=round(rate, 1))
+        self.record(
+            half, measurement.summary(), cpu, offered_per_s=round(rate, 1), settled_s=settled
+        )
 
     async def timed(self, name: str, request, **extra) -> None:
         if not self.selected(name):
             return
-        log(f"{name} ...")
+        settled = await asyncio.to_thread(settle)
+        log(f"{name} (after {settled} s for the machine to settle) ...")
         cpu: dict[str, float] = {}
         with self.cpu.measure(cpu):
             measurement = await run_async(
                 request, self.options.concurrency, self.options.duration, self.options.warmup
             )
-        self.record(name, measurement.summary(), cpu, **extra)
+        self.record(name, measurement.summary(), cpu, settled_s=settled, **extra)
 
     def baselines_raw(self) -> None:
         from bench import raw

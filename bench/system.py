@@ -372,6 +372,27 @@ def _process_order(name: str) -> tuple[int, str]:
     return (order.index(base) if base in order else len(order), name)
 
 
+#: The machine counts as quiet below this share of one core (the services' timers and
+#: RabbitMQ's own housekeeping stay well under it).
+QUIET_PERCENT = 40.0
+
+
+def settle(timeout: float = 60.0, window: float = 0.5) -> float:
+    """Wait until the machine is quiet (CPU below ``QUIET_PERCENT`` of one core over one
+    ``window``): what the previous phase set going after its answers (a payment's capture
+    800 ms later, the consumers of its events) must not be measured as part of the next
+    phase. Returns the seconds waited (``timeout`` at most)."""
+    started = time.perf_counter()
+    cores = psutil.cpu_count() or 1
+    psutil.cpu_percent(None)
+    while True:
+        time.sleep(window)
+        busy = psutil.cpu_percent(None) * cores
+        waited = time.perf_counter() - started
+        if busy < QUIET_PERCENT or waited >= timeout:
+            return round(waited, 1)
+
+
 class CpuMeter:
     """CPU time used during a phase, in percent of one core (this machine has
     ``psutil.cpu_count()`` of them): the whole machine, each CMS process, PostgreSQL's and

@@ -212,3 +212,17 @@ def test_search_target_is_judged_at_half_the_peak_and_names_both_figures():
     assert failed["met"] is False
     (alone,) = [t for t in targets([peak], {}, 20_000) if "search" in t["target"]]
     assert alone["met"] is None and alone["note"] == "only 20,000 customers seeded"
+
+
+def test_settle_waits_for_a_quiet_machine_and_gives_up_at_its_timeout(monkeypatch):
+    from bench import system
+
+    readings = iter([95.0, 60.0, 10.0, 10.0])
+    monkeypatch.setattr(system.psutil, "cpu_count", lambda: 2)
+    monkeypatch.setattr(system.psutil, "cpu_percent", lambda interval=None: next(readings))
+    # the priming read (95) is ignored; 60 % of 2 cores is busy; 10 % of 2 cores is quiet
+    assert system.settle(timeout=5, window=0.01) < 1
+    assert next(readings) == 10.0
+    busy = iter([100.0] * 1000)
+    monkeypatch.setattr(system.psutil, "cpu_percent", lambda interval=None: next(busy))
+    assert system.settle(timeout=0.05, window=0.01) >= 0.05
