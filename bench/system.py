@@ -377,7 +377,7 @@ def _process_order(name: str) -> tuple[int, str]:
 QUIET_PERCENT = 40.0
 
 
-def settle(timeout: float = 60.0, window: float = 0.5) -> float:
+def settle(timeout: float = 60.0, window: float = 0.25) -> float:
     """Wait until the machine is quiet (CPU below ``QUIET_PERCENT`` of one core over one
     ``window``): what the previous phase set going after its answers (a payment's capture
     800 ms later, the consumers of its events) must not be measured as part of the next
