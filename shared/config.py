@@ -78,6 +78,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = 1024 * 1024
     db_parallel_workers: int = 0
+    db_gin_pending_list_kb: int = 256
     db_passwords: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -151,6 +152,7 @@ def load_settings() -> Settings:
         ),
         max_body_bytes=_env_int("CMS_MAX_BODY_BYTES", 1024 * 1024),
         db_parallel_workers=_env_int("CMS_DB_PARALLEL_WORKERS", 0),
+        db_gin_pending_list_kb=_env_int("CMS_DB_GIN_PENDING_LIST_KB", 256),
         db_passwords={
             service: os.environ[f"CMS_DB_PASSWORD_{service.upper()}"]
             for service in SERVICES

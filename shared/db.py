@@ -50,10 +50,15 @@ def create_service_engine(
     if schema:
         # No parallel workers by default: on a small machine starting two processes for each
         # search costs more than it saves (docs/performance.md, "What I saw" 3).
-        parallel = settings().db_parallel_workers
+        # A GIN index's pending list is merged into the index by the write that finds it
+        # over this limit: at PostgreSQL's 4 MB that write waited 100-240 ms (a customer's
+        # eight GIN indexes at 200,000 rows), the p99 of creating a customer; a smaller list
+        # is merged more often and each merge is short (docs/performance.md).
+        current = settings()
         connect_args["options"] = (
             f"-c search_path={schema},{EXTENSIONS_SCHEMA} "
-            f"-c max_parallel_workers_per_gather={parallel}"
+            f"-c max_parallel_workers_per_gather={current.db_parallel_workers} "
+            f"-c gin_pending_list_limit={current.db_gin_pending_list_kb}kB"
         )
     return create_engine(
         url,

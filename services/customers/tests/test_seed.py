@@ -74,3 +74,18 @@ def test_seeded_rows_are_what_their_events_fold_into(seeded):
         for row in rows:
             expected = {**customer_row(uow.load_customer(str(row.id))), "order_count": 0}
             assert {**row._mapping, "id": str(row.id)} == expected
+
+
+def test_the_seed_leaves_no_gin_entries_pending(seeded):
+    """Searches would scan the pending entries, and the next write would merge them. (The
+    other tests of the module write too, through connections that merge at 256 kB: 32
+    pages.)"""
+    with seeded.begin() as conn:
+        pending = conn.execute(
+            text(
+                "SELECT c.relname, gin_clean_pending_list(i.indexrelid) FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam "
+                "WHERE i.indrelid = CAST('customers' AS regclass) AND am.amname = 'gin'"
+            )
+        ).all()
+    assert len(pending) == 8 and all(pages <= 32 for _, pages in pending), pending
