@@ -51,7 +51,7 @@ def create_service_engine(
         # No parallel workers by default: on a small machine starting two processes for each
         # search costs more than it saves (docs/performance.md, "What I saw" 3).
         # A GIN index's pending list is merged into the index by the write that finds it
-        # over this limit: at PostgreSQL's 4 MB that write waited 100-240 ms (a customer's
+        # over this limit: at PostgreSQL's 4 MB that write waited 19-240 ms (a customer's
         # eight GIN indexes at 200,000 rows), the p99 of creating a customer; a smaller list
         # is merged more often and each merge is short (docs/performance.md).
         current = settings()
