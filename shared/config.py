@@ -33,12 +33,15 @@ def _env(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, minimum: int | None = None) -> int:
     raw = _env(name, str(default))
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
 
 
 def _env_float(name: str, default: float) -> float:
@@ -152,7 +155,8 @@ def load_settings() -> Settings:
         ),
         max_body_bytes=_env_int("CMS_MAX_BODY_BYTES", 1024 * 1024),
         db_parallel_workers=_env_int("CMS_DB_PARALLEL_WORKERS", 0),
-        db_gin_pending_list_kb=_env_int("CMS_DB_GIN_PENDING_LIST_KB", 256),
+        # PostgreSQL refuses less than 64 kB, and would refuse every connection
+        db_gin_pending_list_kb=_env_int("CMS_DB_GIN_PENDING_LIST_KB", 256, minimum=64),
         db_passwords={
             service: os.environ[f"CMS_DB_PASSWORD_{service.upper()}"]
             for service in SERVICES

@@ -73,3 +73,11 @@ def test_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("CMS_GATEWAY_PORT", "eighty")
     with pytest.raises(ValueError, match="CMS_GATEWAY_PORT"):
         load_settings()
+
+
+def test_a_gin_pending_list_below_postgresqls_minimum_is_refused_at_start(monkeypatch):
+    monkeypatch.setenv("CMS_DB_GIN_PENDING_LIST_KB", "32")
+    with pytest.raises(ValueError, match="CMS_DB_GIN_PENDING_LIST_KB must be at least 64"):
+        load_settings()
+    monkeypatch.setenv("CMS_DB_GIN_PENDING_LIST_KB", "64")
+    assert load_settings().db_gin_pending_list_kb == 64
