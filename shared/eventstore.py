@@ -144,7 +144,11 @@ class EventStore:
         if not events:
             return []
         conn = self._connection()
-        conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
+        # Whatever the transaction set before (a consumer's NO_FLUSH_WAIT), an append
+        # commits only once its WAL is flushed: a published event must never vanish.
+        conn.execute(
+            text("LOCK TABLE events IN EXCLUSIVE MODE; SET LOCAL synchronous_commit TO ON")
+        )
         current = conn.execute(
             select(func.coalesce(func.max(events_table.c.stream_version), 0)).where(
                 events_table.c.stream_id == stream_id

@@ -96,10 +96,7 @@ def handle(session: Session, envelope: Envelope) -> bool:
     if already_applied(session, CONSUMER, envelope):
         return False  # a catch-up took it (a backlog's queued deliveries): no query at all
     db = raw_cursor(session)
-    lock(db)
-    # The projection can be rebuilt and catch-up repairs a lost tail: no need to wait for
-    # the WAL flush on every event (commits still apply in order).
-    db.execute("SET LOCAL synchronous_commit TO OFF")
+    lock(db)  # the claim's NO_FLUSH_WAIT (shared.consumer) spares the wait for the WAL flush
     return apply_once(session, CONSUMER, envelope, _applier("live"))
 
 

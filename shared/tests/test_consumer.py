@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared.consumer import apply_next, apply_once, catch_up, cursor, remember_cursor
-from shared.db import Database
+from shared.db import Database, create_service_engine
 from shared.events import NewEvent
 from shared.eventstore import EventStore
 from shared.outbox import OutboxPublisher
@@ -154,6 +154,47 @@ def test_apply_next_takes_only_the_event_right_after_the_cursor(service_engine, 
         assert cursor(session, consumer, "payments") == 3  # nothing of it stayed
         session.rollback()
     assert _hits(engine, scratch_table, "n") == 3
+
+
+def _flush_wait(session) -> str:
+    return session.execute(text("SHOW synchronous_commit")).scalar()
+
+
+def test_a_consumer_commits_without_waiting_for_the_flush_unless_it_appends_events(
+    isolated_settings,
+):
+    """A consumer's writes are derived from a log, and a commit a crash loses is applied again
+    by the next catch-up; an event it appends must be flushed before anyone can see it."""
+    settings = isolated_settings(["users"], messaging=False)
+    engine = create_service_engine(settings.service_url("users"), schema="users", pool_size=2)
+    seen: dict[str, str] = {}
+
+    def note(name):
+        return lambda session, envelope: seen.setdefault(name, _flush_wait(session))
+
+    def appending(session, envelope):
+        EventStore(session).append("test", str(uuid.uuid4()), [NewEvent("test.done", {})], 0)
+        seen["appending"] = _flush_wait(session)
+
+    consumer = f"test-flush-{uuid.uuid4().hex[:6]}"
+    log = [_envelope(position=p) for p in range(1, 4)]
+    try:
+        with Session(engine) as session:
+            assert _flush_wait(session) == "on"  # the default, for every other transaction
+            session.rollback()
+            apply_once(session, consumer, _envelope(), note("apply_once"))
+            catch_up(session, consumer, "payments", lambda a, n: log[:2][a:], note("catch_up"))
+            apply_next(session, consumer, "payments", log[2], note("apply_next"))
+            apply_once(session, consumer, {**_envelope(), "source": "orders"}, appending)
+            assert _flush_wait(session) == "on"  # SET LOCAL: gone with its transaction
+    finally:
+        engine.dispose()
+    assert seen == {
+        "apply_once": "off",
+        "catch_up": "off",
+        "apply_next": "off",
+        "appending": "on",
+    }
 
 
 class CountingConsumer:
