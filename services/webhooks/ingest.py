@@ -48,13 +48,20 @@ def _endpoints(session: Session) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
+def delivery_id(endpoint_id: Any, event_id: Any) -> uuid.UUID:
+    """The id of an event's delivery to an endpoint (``CMS-Webhook-Id``, which receivers
+    de-duplicate on): derived from both, so a delivery made again (a consumer commit that a
+    database crash lost is applied again from the log) carries the same id."""
+    return uuid.uuid5(uuid.UUID(str(endpoint_id)), str(event_id))
+
+
 def _deliver(
     session: Session, source: str, endpoints: Sequence[Mapping[str, Any]], envelope: Envelope
 ) -> int:
     """The deliveries of one event, one per endpoint it matches; returns how many."""
     rows = [
         {
-            "id": uuid.uuid4(),
+            "id": delivery_id(endpoint["id"], envelope["event_id"]),
             "endpoint_id": endpoint["id"],
             "event_id": uuid.UUID(str(envelope["event_id"])),
             "source": source,

@@ -1,12 +1,13 @@
 """The webhooks service's pure parts: filters, backoff, signatures, URL rules."""
 
 import time
+import uuid
 
 import pytest
 
 from services.webhooks import config, signing
 from services.webhooks.endpoints import check_url
-from services.webhooks.ingest import matches, type_matches
+from services.webhooks.ingest import delivery_id, matches, type_matches
 from shared.errors import BadRequest
 
 
@@ -92,3 +93,10 @@ def test_secrets_at_rest_are_sealed_to_their_endpoint():
     for endpoint, master in (("endpoint-2", "k1"), ("endpoint-1", "k2")):
         with pytest.raises(ServiceUnavailable):
             secret_store.open_(stored, endpoint, master=master)
+
+
+def test_an_events_delivery_to_an_endpoint_always_has_the_same_id():
+    endpoint, other, event = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    assert delivery_id(endpoint, event) == delivery_id(str(endpoint), str(event))
+    assert delivery_id(endpoint, event) != delivery_id(other, event)
+    assert delivery_id(endpoint, event) != delivery_id(endpoint, uuid.uuid4())
