@@ -82,6 +82,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     db_parallel_workers: int = 0
     db_gin_pending_list_kb: int = 256
+    consumer_batch_ms: int = 100
     db_passwords: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -127,6 +128,7 @@ class Settings:
             "serializer": "json",
             "TRUSTED_PROXIES": list(self.trusted_proxies),
             "MAX_BODY_BYTES": self.max_body_bytes,
+            "CONSUMER_BATCH_INTERVAL": self.consumer_batch_ms / 1000,
         }
         config.update(overrides)
         return config
@@ -157,6 +159,7 @@ def load_settings() -> Settings:
         db_parallel_workers=_env_int("CMS_DB_PARALLEL_WORKERS", 0),
         # PostgreSQL refuses less than 64 kB, and would refuse every connection
         db_gin_pending_list_kb=_env_int("CMS_DB_GIN_PENDING_LIST_KB", 256, minimum=64),
+        consumer_batch_ms=_env_int("CMS_CONSUMER_BATCH_MS", 100, minimum=0),
         db_passwords={
             service: os.environ[f"CMS_DB_PASSWORD_{service.upper()}"]
             for service in SERVICES

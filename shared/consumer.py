@@ -102,20 +102,35 @@ def claim(session: Session, consumer: str, envelope: Envelope) -> bool:
 
 
 def claim_page(session: Session, consumer: str, source: str, page: Sequence[Envelope]) -> set[str]:
-    """:func:`claim` for a whole page in one statement: the ids of the events not claimed
-    before."""
+    """:func:`claim` for a whole page of ``source`` in one statement: the ids of the events
+    not claimed before."""
+    return _claim_all(session, consumer, page, [source] * len(page))
+
+
+def claim_all(session: Session, consumer: str, envelopes: Sequence[Envelope]) -> set[str]:
+    """:func:`claim` for live deliveries (each with its own ``source``) in one statement."""
+    return _claim_all(
+        session, consumer, envelopes, [str(envelope.get("source", "")) for envelope in envelopes]
+    )
+
+
+def _claim_all(
+    session: Session, consumer: str, envelopes: Sequence[Envelope], sources: Sequence[str]
+) -> set[str]:
     rows = session.execute(
         text(
-            NO_FLUSH_WAIT + "INSERT INTO processed_events (consumer, event_id, source, position) "
-            "SELECT :consumer, e.id, :source, e.position "
-            "FROM unnest(CAST(:ids AS uuid[]), CAST(:positions AS bigint[])) AS e(id, position) "
+            NO_FLUSH_WAIT  # noqa: S608 - constants only
+            + "INSERT INTO processed_events (consumer, event_id, source, position) "
+            "SELECT :consumer, e.id, e.source, e.position FROM unnest("
+            "CAST(:ids AS uuid[]), CAST(:sources AS text[]), CAST(:positions AS bigint[])"
+            ") AS e(id, source, position) "
             "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id"
         ),
         {
             "consumer": consumer,
-            "source": source,
-            "ids": [str(envelope["event_id"]) for envelope in page],
-            "positions": [envelope.get("position") for envelope in page],
+            "ids": [str(envelope["event_id"]) for envelope in envelopes],
+            "sources": list(sources),
+            "positions": [envelope.get("position") for envelope in envelopes],
         },
     )
     return {str(row[0]) for row in rows}
@@ -141,6 +156,41 @@ def apply_once(session: Session, consumer: str, envelope: Envelope, apply: Apply
     except Exception:
         session.rollback()
         raise
+
+
+def apply_all_once(
+    session: Session,
+    consumer: str,
+    envelopes: Sequence[Envelope],
+    apply: Apply | None = None,
+    apply_page: ApplyPage | None = None,
+) -> list[Envelope]:
+    """:func:`apply_once` for a batch of live deliveries (``shared.subscriptions``,
+    ``batched=True``), in one transaction: one claim for all of them, then ``apply`` for each
+    new one in delivery order (or ``apply_page`` for all of them at once), and one commit.
+    Returns the envelopes applied now. On error the whole batch rolls back and the exception
+    propagates, so every delivery of the batch is requeued."""
+    fresh: dict[str, Envelope] = {}
+    for envelope in envelopes:
+        if not already_applied(session, consumer, envelope):
+            fresh.setdefault(str(envelope["event_id"]), envelope)  # a redelivery beside it
+    if not fresh:
+        log.debug("%s skips a batch of %d (behind its cursor)", consumer, len(envelopes))
+        return []
+    try:
+        new = claim_all(session, consumer, list(fresh.values()))
+        applied = [envelope for event_id, envelope in fresh.items() if event_id in new]
+        if apply_page is not None:
+            if applied:
+                apply_page(session, applied)
+        elif apply is not None:
+            for envelope in applied:
+                apply(session, envelope)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return applied
 
 
 def apply_next(

@@ -25,6 +25,7 @@ from services.analytics.projector import SUBSCRIPTIONS, Projector, parse_time, s
 from shared.consumer import (
     advance_cursor,
     already_applied,
+    apply_all_once,
     apply_once,
     claim_page,
     cursor,
@@ -98,6 +99,22 @@ def handle(session: Session, envelope: Envelope) -> bool:
     db = raw_cursor(session)
     lock(db)  # the claim's NO_FLUSH_WAIT (shared.consumer) spares the wait for the WAL flush
     return apply_once(session, CONSUMER, envelope, _applier("live"))
+
+
+def handle_all(session: Session, envelopes: Sequence[Envelope]) -> int:
+    """A batch of live deliveries in one transaction, under the write lock, folded at once;
+    how many were new. Errors propagate (the batch is requeued)."""
+    pending = [e for e in envelopes if not already_applied(session, CONSUMER, e)]
+    if not pending:
+        return 0  # a catch-up took them
+    lock(raw_cursor(session))
+
+    def apply_page(session: Session, fresh: Sequence[Envelope]) -> None:
+        db = raw_cursor(session)
+        Projector(db).apply(fresh)
+        record_lags(db, fresh, "live")
+
+    return len(apply_all_once(session, CONSUMER, pending, apply_page=apply_page))
 
 
 def catch_up_all(session: Session, fetch: Fetch, batch_size: int = 1000) -> int:

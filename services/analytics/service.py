@@ -47,7 +47,7 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-@subscribe(SUBSCRIPTIONS, "apply_event", consumer=consumer.CONSUMER)
+@subscribe(SUBSCRIPTIONS, "apply_events", consumer=consumer.CONSUMER, batched=True)
 class AnalyticsService(EventSourcedService):
     """Revenue, customer figures, RFM segments, cohorts, payment rates and lifetime value,
     projected from the customers, orders and payments events."""
@@ -64,11 +64,12 @@ class AnalyticsService(EventSourcedService):
 
     # -- consuming -----------------------------------------------------------------------------
 
-    def apply_event(self, envelope: dict[str, Any]) -> None:
-        """An event delivered by RabbitMQ (see ``@subscribe``); far behind, a catch-up in
-        pages first."""
-        catch_up_first(self.db, consumer.CONSUMER, envelope, self._catch_up)
-        consumer.handle(self.db, envelope)
+    def apply_events(self, envelopes: list[dict[str, Any]]) -> None:
+        """Events delivered by RabbitMQ (see ``@subscribe``: a batch, applied in one
+        transaction); far behind, a catch-up in pages first."""
+        newest = max(envelopes, key=lambda envelope: int(envelope.get("position") or 0))
+        catch_up_first(self.db, consumer.CONSUMER, newest, self._catch_up)
+        consumer.handle_all(self.db, envelopes)
 
     @timer(interval=CATCH_UP_INTERVAL, eager=True)
     def catch_up(self) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from services.customers import tables
-from shared.consumer import apply_once, catch_up
+from shared.consumer import apply_all_once, apply_once, catch_up
 
 #: The consumer's name in ``processed_events`` and ``consumer_positions``.
 CONSUMER = "customers.activity"
@@ -112,6 +112,11 @@ def apply(session: Session, envelope: Mapping[str, Any]) -> None:
 def handle(session: Session, envelope: Mapping[str, Any]) -> bool:
     """Apply a delivered event once; True when it was new."""
     return apply_once(session, CONSUMER, envelope, apply)
+
+
+def handle_all(session: Session, envelopes: Sequence[Mapping[str, Any]]) -> int:
+    """Apply a batch of delivered events, each once, in one transaction; how many were new."""
+    return len(apply_all_once(session, CONSUMER, envelopes, apply))
 
 
 Fetch = Callable[[str, int, int, Sequence[str]], Sequence[Mapping[str, Any]]]

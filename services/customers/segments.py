@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.customers import tables
-from shared.consumer import apply_once, catch_up
+from shared.consumer import apply_all_once, apply_once, catch_up
 
 CONSUMER = "customers.segments"
 SOURCE = "analytics"
@@ -63,6 +63,11 @@ def apply(session: Session, envelope: Mapping[str, Any]) -> None:
 
 def handle(session: Session, envelope: Mapping[str, Any]) -> bool:
     return apply_once(session, CONSUMER, envelope, apply)
+
+
+def handle_all(session: Session, envelopes: Sequence[Mapping[str, Any]]) -> int:
+    """A batch of deliveries in one transaction (each event once); how many were new."""
+    return len(apply_all_once(session, CONSUMER, envelopes, apply))
 
 
 def catch_up_all(

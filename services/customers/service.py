@@ -42,8 +42,8 @@ ACTIVITY_CATCH_UP_INTERVAL = 30
 api = rpc(expected_exceptions=(CmsError,))
 
 
-@subscribe(activity.SUBSCRIPTIONS, "record_activity")
-@subscribe(segments.SUBSCRIPTIONS, "record_segment")
+@subscribe(activity.SUBSCRIPTIONS, "record_activity", batched=True)
+@subscribe(segments.SUBSCRIPTIONS, "record_segment", batched=True)
 class CustomersService(EventSourcedService):
     """Customer records (people and companies), their search, history, consents, merges and
     erasure; and what the orders and payments services' events say about each customer."""
@@ -436,13 +436,13 @@ class CustomersService(EventSourcedService):
 
     # -- orders and payments of a customer (services.customers.activity) ------------------------
 
-    def record_activity(self, envelope: dict[str, Any]) -> None:
-        """An order or payment event, delivered by RabbitMQ (see ``@subscribe``)."""
-        activity.handle(self.db, envelope)
+    def record_activity(self, envelopes: list[dict[str, Any]]) -> None:
+        """Order or payment events, delivered by RabbitMQ (see ``@subscribe``: a batch)."""
+        activity.handle_all(self.db, envelopes)
 
-    def record_segment(self, envelope: dict[str, Any]) -> None:
-        """The analytics service's ``segment.changed``, delivered by RabbitMQ."""
-        segments.handle(self.db, envelope)
+    def record_segment(self, envelopes: list[dict[str, Any]]) -> None:
+        """The analytics service's ``segment.changed`` events, delivered by RabbitMQ."""
+        segments.handle_all(self.db, envelopes)
 
     @timer(interval=ACTIVITY_CATCH_UP_INTERVAL, eager=True)
     def catch_up_activity(self) -> None:

@@ -23,7 +23,7 @@ from services.payments.config import load_config
 from services.payments.providers import build_providers
 from services.payments.sandbox_courier import SandboxCourier
 from services.payments.views import list_payments, payment_view, reconciliation
-from shared.consumer import apply_once, catch_up
+from shared.consumer import apply_all_once, apply_once, catch_up
 from shared.errors import BadRequest, CmsError, NotFound, ServiceUnavailable
 from shared.events import utcnow
 from shared.idempotency import purge_expired, run_idempotent
@@ -38,6 +38,8 @@ api = rpc(expected_exceptions=(CmsError,))
 #: the orders service's events this service keeps its order replica from
 ORDER_EVENTS = ("order.placed", "order.lines_changed", "order.cancelled", "order.returned")
 ORDERS_CONSUMER = "payments.order_replica"
+#: The order events that can void or refund a sandbox payment (they wake the courier).
+VOIDING_EVENTS = ("order.cancelled", "order.returned")
 EXPIRY_INTERVAL = float(load_config().expiry_interval_seconds)
 CATCH_UP_INTERVAL = 60.0
 HOUSEKEEPING_INTERVAL = 3600.0
@@ -278,26 +280,27 @@ class PaymentsService(EventSourcedService):
     def _apply_order_event(self, session, envelope) -> None:
         self._commands({"id": "orders", "kind": "system"}).order_event(envelope)
 
-    def _on_order_event(self, envelope: dict[str, Any]) -> None:
-        apply_once(self.db, ORDERS_CONSUMER, envelope, self._apply_order_event)
-        if envelope.get("type") in ("order.cancelled", "order.returned"):
-            self.courier.wake()  # only these can void or refund a sandbox payment
+    def _on_order_events(self, envelopes: list[dict[str, Any]]) -> None:
+        """A batch of deliveries (``batched``), each applied once, in one transaction."""
+        applied = apply_all_once(self.db, ORDERS_CONSUMER, envelopes, self._apply_order_event)
+        if any(envelope.get("type") in VOIDING_EVENTS for envelope in applied):
+            self.courier.wake()
 
-    @durable_event_handler("orders", "order.placed")
-    def on_order_placed(self, envelope):
-        self._on_order_event(envelope)
+    @durable_event_handler("orders", "order.placed", batched=True)
+    def on_order_placed(self, envelopes):
+        self._on_order_events(envelopes)
 
-    @durable_event_handler("orders", "order.lines_changed")
-    def on_order_lines_changed(self, envelope):
-        self._on_order_event(envelope)
+    @durable_event_handler("orders", "order.lines_changed", batched=True)
+    def on_order_lines_changed(self, envelopes):
+        self._on_order_events(envelopes)
 
-    @durable_event_handler("orders", "order.cancelled")
-    def on_order_cancelled(self, envelope):
-        self._on_order_event(envelope)
+    @durable_event_handler("orders", "order.cancelled", batched=True)
+    def on_order_cancelled(self, envelopes):
+        self._on_order_events(envelopes)
 
-    @durable_event_handler("orders", "order.returned")
-    def on_order_returned(self, envelope):
-        self._on_order_event(envelope)
+    @durable_event_handler("orders", "order.returned", batched=True)
+    def on_order_returned(self, envelopes):
+        self._on_order_events(envelopes)
 
     @api
     def apply_order_events(self, envelopes) -> dict[str, int]:

@@ -1,5 +1,6 @@
 """The idempotent-consumer helper: redelivery, catch-up, and a real double delivery."""
 
+import time
 import uuid
 
 import eventlet
@@ -8,7 +9,14 @@ from nameko.events import event_handler
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.consumer import apply_next, apply_once, catch_up, cursor, remember_cursor
+from shared.consumer import (
+    apply_all_once,
+    apply_next,
+    apply_once,
+    catch_up,
+    cursor,
+    remember_cursor,
+)
 from shared.db import Database, create_service_engine
 from shared.events import NewEvent
 from shared.eventstore import EventStore
@@ -78,6 +86,38 @@ def test_a_failing_effect_records_nothing(service_engine, scratch_table):
         assert _hits(engine, scratch_table, "boom") is None
         assert apply_once(session, "test-failing", envelope, _count(scratch_table)) is True
     assert _hits(engine, scratch_table, "boom") == 1
+
+
+def test_a_batch_applies_each_new_event_once_in_one_transaction(service_engine, scratch_table):
+    engine = service_engine("analytics")
+    consumer = f"test-batch-{uuid.uuid4().hex[:6]}"
+    seen, first, second = _envelope(key="b"), _envelope(key="b"), _envelope(key="b")
+    count = _count(scratch_table)
+    with Session(engine) as session:
+        assert apply_once(session, consumer, seen, count)
+        # one applied before, one new, and the new one delivered twice in the same batch
+        applied = apply_all_once(session, consumer, [seen, first, second, first], count)
+        assert [e["event_id"] for e in applied] == [first["event_id"], second["event_id"]]
+        assert apply_all_once(session, consumer, [first, second], count) == []
+    assert _hits(engine, scratch_table, "b") == 3
+
+
+def test_a_failing_event_rolls_its_whole_batch_back(service_engine, scratch_table):
+    engine = service_engine("analytics")
+    consumer = f"test-batch-{uuid.uuid4().hex[:6]}"
+    batch = [_envelope(position=p, key="rb") for p in range(1, 4)]
+
+    def fail_on_last(session, envelope):
+        _count(scratch_table)(session, envelope)
+        if envelope["position"] == 3:
+            raise RuntimeError("poison")
+
+    with Session(engine) as session:
+        with pytest.raises(RuntimeError):
+            apply_all_once(session, consumer, batch, fail_on_last)
+        assert _hits(engine, scratch_table, "rb") is None  # nor are they claimed:
+        assert len(apply_all_once(session, consumer, batch, _count(scratch_table))) == 3
+    assert _hits(engine, scratch_table, "rb") == 3
 
 
 def test_catch_up_applies_what_live_delivery_missed_exactly_once(service_engine, scratch_table):
@@ -394,3 +434,92 @@ def test_provisioning_replaces_a_consumers_queue_declared_without_its_bound(amqp
         channel.queue_declare(queue, durable=True, auto_delete=False, arguments=arguments)
         with pytest.raises(PreconditionFailed):  # it has the bound now, not the old arguments
             connection.channel().queue_declare(queue, durable=True, auto_delete=False)
+
+
+class BatchingConsumer:
+    """A ``batched`` handler: the first batch is slow, so what arrives meanwhile waits for
+    the next; a batch holding ``n == 2`` fails the first time it is applied."""
+
+    name = "analytics"
+    batches: list = []
+    failed: list = []
+
+    @durable_event_handler("payments", "test.batched", batched=True)
+    def on_batched(self, envelopes):
+        BatchingConsumer.batches.append(sorted(e["payload"]["n"] for e in envelopes))
+        if len(BatchingConsumer.batches) == 1:
+            eventlet.sleep(0.5)
+        if any(e["payload"]["n"] == 2 for e in envelopes) and not BatchingConsumer.failed:
+            BatchingConsumer.failed.append(True)
+            raise RuntimeError("a lost race")
+
+
+def test_deliveries_that_arrive_while_a_batch_runs_are_applied_together_next(
+    container_factory, nameko_config, service_engine, amqp_uri
+):
+    from kombu import Connection
+
+    container = container_factory(BatchingConsumer, nameko_config)
+    container.start()
+    payments = service_engine("payments")
+    BatchingConsumer.batches.clear()
+    BatchingConsumer.failed.clear()
+    _relay(payments, amqp_uri)  # anything older in the outbox goes out first
+    eventlet.sleep(0.3)
+    BatchingConsumer.batches.clear()
+    _record(payments, "test.batched", 1)
+    _relay(payments, amqp_uri)
+    with eventlet.Timeout(10):
+        while not BatchingConsumer.batches:
+            eventlet.sleep(0.01)
+    _record(payments, "test.batched", 6)  # n = 0..5, while the first batch sleeps
+    _relay(payments, amqp_uri)
+    with eventlet.Timeout(15):
+        while sum(len(batch) for batch in BatchingConsumer.batches) < 1 + 6 + 6:
+            eventlet.sleep(0.05)
+    eventlet.sleep(0.3)
+    container.stop()
+    batches = BatchingConsumer.batches
+    assert batches[0] == [0]  # an idle handler starts at once, alone
+    assert batches[1] == [0, 1, 2, 3, 4, 5]  # what waited, together (and failed)
+    # requeued together, redelivered, and so applied one at a time
+    assert sorted(map(tuple, batches[2:])) == [(n,) for n in range(6)]
+    with Connection(amqp_uri) as connection:
+        queue = "evt-payments-test.batched--analytics.on_batched"
+        _, ready, _ = connection.default_channel.queue_declare(queue, passive=True)
+    assert ready == 0
+
+
+class PacedConsumer:
+    name = "analytics"
+    batches: list = []
+
+    @durable_event_handler("payments", "test.paced", batched=True)
+    def on_paced(self, envelopes):
+        PacedConsumer.batches.append((time.monotonic(), [e["payload"]["n"] for e in envelopes]))
+
+
+def test_under_load_a_batched_handler_starts_a_batch_once_per_interval(
+    container_factory, nameko_config, service_engine, amqp_uri
+):
+    container = container_factory(PacedConsumer, {**nameko_config, "CONSUMER_BATCH_INTERVAL": 1.0})
+    container.start()
+    payments = service_engine("payments")
+    _relay(payments, amqp_uri)
+    eventlet.sleep(0.3)
+    PacedConsumer.batches.clear()
+    _record(payments, "test.paced", 1)
+    _relay(payments, amqp_uri)
+    with eventlet.Timeout(10):
+        while not PacedConsumer.batches:
+            eventlet.sleep(0.01)
+    for _ in range(3):  # three more, one at a time, well within the interval
+        _record(payments, "test.paced", 1)
+        _relay(payments, amqp_uri)
+    with eventlet.Timeout(10):
+        while sum(len(ns) for _, ns in PacedConsumer.batches) < 4:
+            eventlet.sleep(0.01)
+    container.stop()
+    (first, _), (second, later) = PacedConsumer.batches
+    assert later == [0, 0, 0]  # together, in one batch
+    assert second - first >= 0.95
