@@ -176,6 +176,7 @@ def apply_all_once(
             fresh.setdefault(str(envelope["event_id"]), envelope)  # a redelivery beside it
     if not fresh:
         log.debug("%s skips a batch of %d (behind its cursor)", consumer, len(envelopes))
+        session.rollback()  # whatever the caller began for it (a lock) ends here
         return []
     try:
         new = claim_all(session, consumer, list(fresh.values()))
@@ -203,7 +204,19 @@ def apply_next(
     a live event applied this way needs no ``read_events`` round trip. Returns False, with
     nothing done, when the event is not the next one (a gap, an event already passed, no
     cursor yet): the caller catches up instead."""
-    position = int(envelope["position"])
+    return apply_run(session, consumer, source, [envelope], apply)
+
+
+def apply_run(
+    session: Session, consumer: str, source: str, run: Sequence[Envelope], apply: Apply
+) -> bool:
+    """:func:`apply_next` for a run of live events of ``source`` whose positions follow one
+    another, the first right after the cursor: one transaction moves the cursor onto the
+    last, claims them all and applies each new one. False, with nothing done, when the first
+    is not the next event."""
+    first, last = int(run[0]["position"]), int(run[-1]["position"])
+    if last - first != len(run) - 1:
+        raise ValueError(f"positions {first}..{last} are not a run of {len(run)}")
     try:
         moved = session.execute(
             text(
@@ -212,23 +225,20 @@ def apply_next(
                 "updated_at = now() "
                 "WHERE consumer = :consumer AND source = :source AND position = :previous"
             ),
-            {
-                "consumer": consumer,
-                "source": source,
-                "position": position,
-                "previous": position - 1,
-            },
+            {"consumer": consumer, "source": source, "position": last, "previous": first - 1},
         ).rowcount
         if not moved:
             session.rollback()
             return False
-        if claim(session, consumer, envelope):
-            apply(session, envelope)
+        new = claim_all(session, consumer, run)
+        for envelope in run:
+            if str(envelope["event_id"]) in new:
+                apply(session, envelope)
         session.commit()
     except Exception:
         session.rollback()
         raise
-    remember_cursor(session, consumer, source, position)
+    remember_cursor(session, consumer, source, last)
     return True
 
 

@@ -128,9 +128,15 @@ class RetryingEventHandler(EventHandler):
             eventlet.sleep(RETRY_PAUSE)
         for message in messages:
             EventHandler.handle_message_processed(self, message, result, exc_info)
-        if self._waiting:
-            self._apply_waiting_in_turn()
-        else:
+        if not self._waiting:
+            self._applying = False
+            return result, exc_info
+        # Not from here: this worker still holds its pool slot and its dependencies (a
+        # database session, maybe a lock in it), and the next worker may have to wait for
+        # a free slot.
+        try:
+            self.container.spawn_managed_thread(self._apply_waiting_in_turn)
+        except ContainerBeingKilled:  # the broker takes back what is waiting
             self._applying = False
         return result, exc_info
 

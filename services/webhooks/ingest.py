@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.consumer import Envelope, Fetch, apply_next, catch_up, cursor
+from shared.consumer import Envelope, Fetch, apply_run, catch_up, cursor
 
 CONSUMER = "webhooks"
 BATCH = 500
@@ -100,17 +100,21 @@ def ingest(session: Session, source: str, fetch: Fetch) -> int:
     return created
 
 
-def ingest_next(session: Session, source: str, envelope: Envelope) -> int | None:
-    """A live event that directly follows the consumer's cursor, taken in one transaction
-    without reading ``source``'s log; returns the deliveries created, or None when the event
-    is not the next one (the caller catches up)."""
+def ingest_run(session: Session, source: str, run: Sequence[Envelope]) -> int | None:
+    """Live events whose positions follow one another, the first right after the consumer's
+    cursor, taken in one transaction without reading ``source``'s log; returns the
+    deliveries created, or None when the first is not the next event (the caller catches
+    up)."""
     created = 0
+    endpoints: list[Any] | None = None
 
     def apply(session: Session, envelope: Envelope) -> None:
-        nonlocal created
-        created = _deliver(session, source, _endpoints(session), envelope)
+        nonlocal created, endpoints
+        if endpoints is None:
+            endpoints = _endpoints(session)
+        created += _deliver(session, source, endpoints, envelope)
 
-    return created if apply_next(session, CONSUMER, source, envelope, apply) else None
+    return created if apply_run(session, CONSUMER, source, run, apply) else None
 
 
 def behind(session: Session, source: str, position: int) -> bool:

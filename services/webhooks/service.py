@@ -18,7 +18,7 @@ from nameko.timer import timer
 from services.webhooks import config as webhook_config
 from services.webhooks.delivery import Deliverer
 from services.webhooks.endpoints import Endpoints, purge_delivered
-from services.webhooks.ingest import CONSUMER, behind, ingest, ingest_next
+from services.webhooks.ingest import CONSUMER, behind, ingest, ingest_run
 from services.webhooks.schemas import DeliveryQuery, EndpointChanges, EndpointCreate
 from shared.config import SERVICES
 from shared.consumer import already_applied
@@ -55,12 +55,12 @@ def _require_admin(actor: dict[str, Any]) -> None:
 
 
 def _live_handler(source: str):
-    def handle(self, envelope: dict[str, Any]) -> None:
-        self.on_event(source, envelope)
+    def handle(self, envelopes: list[dict[str, Any]]) -> None:
+        self.on_events(source, envelopes)
 
     handle.__name__ = handle.__qualname__ = f"on_{source}_events"
-    handle.__doc__ = f"Every event of {source} ('#'): catch up on it."
-    return consumer_event_handler(source, "#", CONSUMER)(handle)
+    handle.__doc__ = f"Every event of {source} ('#', in batches): catch up on them."
+    return consumer_event_handler(source, "#", CONSUMER, batched=True)(handle)
 
 
 class WebhooksService(EventSourcedService):
@@ -85,34 +85,31 @@ class WebhooksService(EventSourcedService):
 
         return fetch
 
-    def on_event(self, source: str, envelope: dict[str, Any]) -> None:
-        """A live message that directly follows the consumer's cursor is taken as it is.
-        Any other says only that ``source`` has something new: catch up on it. One catch-up
-        per source runs at a time in this process; a message that finds one running asks it
-        to read once more and returns at once (waiting would park every worker behind it, and
-        the service would stop answering RPCs while a backlog arrives). If the source does
-        not answer, the periodic catch-up will bring the event."""
-        position = int(envelope.get("position") or 0)
-        if already_applied(self.db, CONSUMER, envelope):
-            return  # a catch-up took it already
+    def on_events(self, source: str, envelopes: list[dict[str, Any]]) -> None:
+        """Live messages (a batch): the ones whose events directly follow the consumer's
+        cursor are taken as they are, a run of them in one transaction. Any other says only
+        that ``source`` has something new: catch up on it. One catch-up per source runs at a
+        time in this process; messages that find one running leave their events to it and
+        ask it to look once more, and return at once (waiting would park every worker
+        behind it, and the service would stop answering RPCs while a backlog arrives). If
+        the source does not answer, the periodic catch-up will bring the events."""
+        waiting = _waiting[source]
+        for envelope in envelopes:
+            position = int(envelope.get("position") or 0)
+            if position and len(waiting) < MAX_WAITING:
+                if not already_applied(self.db, CONSUMER, envelope):
+                    waiting[position] = envelope
+        _again[source] = True
         lock = _catching_up[source]
         if not lock.acquire(blocking=False):
-            if position and len(_waiting[source]) < MAX_WAITING:
-                _waiting[source][position] = envelope
-            _again[source] = True
             return
         created = 0
         try:
-            taken = ingest_next(self.db, source, envelope) if position else None
-            if taken is not None:
-                created, _again[source] = taken, False
-            else:
-                _again[source] = behind(self.db, source, position)
             while _again[source]:
                 _again[source] = False
                 taken = self._take_waiting(source)
                 if taken is None:  # something is missing: read the log
-                    _waiting[source].clear()
+                    waiting.clear()
                     taken = ingest(self.db, source, self._fetch(source))
                 created += taken
         except ServiceUnavailable as exc:
@@ -123,17 +120,23 @@ class WebhooksService(EventSourcedService):
             self.deliverer.wake()
 
     def _take_waiting(self, source: str) -> int | None:
-        """Take the waiting events of ``source`` that follow the cursor one after another;
-        None when one of them does not (the caller reads the log instead)."""
+        """Take the waiting events of ``source`` that follow the cursor one after another, a
+        run at a time; None when one of them does not and the cursor is behind it (the
+        caller reads the log instead)."""
         created = 0
         waiting = _waiting[source]
         while waiting:
-            envelope = waiting.pop(min(waiting))
-            if already_applied(self.db, CONSUMER, envelope):
+            run = [waiting.pop(min(waiting))]
+            while int(run[-1]["position"]) + 1 in waiting:
+                run.append(waiting.pop(int(run[-1]["position"]) + 1))
+            run = [envelope for envelope in run if not already_applied(self.db, CONSUMER, envelope)]
+            if not run:
                 continue
-            taken = ingest_next(self.db, source, envelope)
+            taken = ingest_run(self.db, source, run)
             if taken is None:
-                return None
+                if behind(self.db, source, int(run[-1]["position"])):
+                    return None
+                continue  # another process took them
             created += taken
         return created
 

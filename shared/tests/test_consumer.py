@@ -13,6 +13,7 @@ from shared.consumer import (
     apply_all_once,
     apply_next,
     apply_once,
+    apply_run,
     catch_up,
     cursor,
     remember_cursor,
@@ -194,6 +195,25 @@ def test_apply_next_takes_only_the_event_right_after_the_cursor(service_engine, 
         assert cursor(session, consumer, "payments") == 3  # nothing of it stayed
         session.rollback()
     assert _hits(engine, scratch_table, "n") == 3
+
+
+def test_a_run_of_live_events_after_the_cursor_is_applied_in_one_transaction(
+    service_engine, scratch_table
+):
+    engine = service_engine("analytics")
+    log = [_envelope(position=p, key="run") for p in range(1, 8)]
+    consumer = f"test-run-{uuid.uuid4().hex[:6]}"
+    count = _count(scratch_table)
+    with Session(engine) as session:
+        catch_up(session, consumer, "payments", lambda after, limit: log[:2][after:], count, 5)
+        assert apply_run(session, consumer, "payments", log[3:6], count) is False  # a gap
+        assert apply_run(session, consumer, "payments", log[2:5], count) is True
+        assert cursor(session, consumer, "payments") == 5
+        with pytest.raises(ValueError, match="not a run"):
+            apply_run(session, consumer, "payments", [log[5], log[6], log[6]], count)
+        assert apply_run(session, consumer, "payments", log[5:7], count) is True
+        assert cursor(session, consumer, "payments") == 7
+    assert _hits(engine, scratch_table, "run") == 7
 
 
 def _flush_wait(session) -> str:
