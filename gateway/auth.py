@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 import eventlet
 
 from gateway.credentials import CREDENTIALS
 from gateway.operations import Operation, Principal, Reply
-from shared.errors import CmsError, Unauthorized
+from shared.errors import Unauthorized
 from shared.events import isoformat, utcnow
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ def _principal(request, rpc) -> Principal | None:
     return None
 
 
+#: What the gateway publishes for each write (the users service records it; contract in
+#: docs/service-contracts.md).
+AUDIT_ENTRY = "audit.entry"
+
+
 def record_audit(
     operation: Operation,
     principal: Principal,
@@ -64,9 +70,13 @@ def record_audit(
     status: int,
     reply: Reply | None,
     client_ip: str | None,
-    rpc,
+    publish: Callable[[str, dict], None],
 ) -> None:
-    """One audit entry per write through the gateway, allowed or not."""
+    """One audit entry per write through the gateway, allowed or not.
+
+    ``publish`` is the gateway's event dispatcher: the entry is in RabbitMQ (persistent, the
+    publish confirmed) before the caller gets the answer, and the users service records the
+    entries in batches from its durable queue (no reply to wait for: docs/performance.md)."""
     resource_id = (reply.resource_id if reply else None) or next(iter(path.values()), None)
     entry = {
         "actor_id": principal.id,
@@ -84,43 +94,25 @@ def record_audit(
         "entry_id": str(uuid.uuid4()),
     }
     try:
-        reply = rpc.call_async("users", "record_audit", entry=entry)
-    except CmsError as exc:
-        _audit_later(rpc, entry, exc)
-        return
-    # The request is in RabbitMQ (published with a confirm, persistent) before the caller
-    # gets the answer; the users service's commit of it is awaited after the answer, so no
-    # write waits for a second round trip (docs/performance.md).
-    eventlet.spawn_n(_await_audit, rpc, reply, entry)
-
-
-def _audit_later(rpc, entry: dict, exc: Exception) -> None:
-    """The users service or the broker is away for a moment (a restart): the entry is tried
-    again in the background, keyed by entry_id so that it is never written twice."""
-    log.warning("audit entry %s not recorded yet (%s); retrying", entry["entry_id"], exc)
-    eventlet.spawn_n(_retry_audit, rpc, entry)
-
-
-def _await_audit(rpc, reply, entry: dict) -> None:
-    try:
-        rpc.wait(reply, "users", "record_audit")
-    except CmsError as exc:
-        _audit_later(rpc, entry, exc)
-    except Exception:
-        log.exception("the users service refused audit entry %s", entry["entry_id"])
+        publish(AUDIT_ENTRY, entry)
+    except Exception as exc:  # noqa: BLE001 - whatever the broker said, the entry must not be lost
+        # The broker is away for a moment (a restart): the entry is tried again in the
+        # background, keyed by entry_id so that it is never recorded twice.
+        log.warning("audit entry %s not published yet (%s); retrying", entry["entry_id"], exc)
+        eventlet.spawn_n(_retry_audit, publish, entry)
 
 
 #: Seconds between the background attempts of an audit entry: about 4 minutes in all.
 AUDIT_RETRY_DELAYS = (1, 2, 4, 8, 15, 30, 60, 60, 60)
 
 
-def _retry_audit(rpc, entry: dict) -> None:
+def _retry_audit(publish: Callable[[str, dict], None], entry: dict) -> None:
     for delay in AUDIT_RETRY_DELAYS:
         eventlet.sleep(delay)
         try:
-            rpc.call("users", "record_audit", entry=entry)
-        except CmsError:
+            publish(AUDIT_ENTRY, entry)
+        except Exception:  # noqa: BLE001, S112 - tried again after the next delay
             continue
-        log.info("audit entry %s recorded on a later attempt", entry["entry_id"])
+        log.info("audit entry %s published on a later attempt", entry["entry_id"])
         return
     log.error("could not record audit entry %s", entry)

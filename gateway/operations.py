@@ -289,7 +289,8 @@ class Router:
         self.authenticate = authenticate
         self.audit = audit
 
-    def dispatch(self, request: Request, rpc, client_ip: str | None) -> Response:
+    def dispatch(self, request: Request, rpc, client_ip: str | None, publish=None) -> Response:
+        """``publish``: the gateway's event dispatcher, which the audit trail publishes to."""
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
             operation, path = adapter.match()
@@ -329,7 +330,7 @@ class Router:
             raise
         finally:
             if operation.is_write and principal is not None and operation.audit:
-                self.audit(operation, principal, request, path, status, reply, client_ip, rpc)
+                self.audit(operation, principal, request, path, status, reply, client_ip, publish)
 
     @staticmethod
     def authorise(operation: Operation, principal: Principal | None) -> None:

@@ -4,6 +4,7 @@ the web UI."""
 from __future__ import annotations
 
 from nameko.dependency_providers import Config
+from nameko.events import EventDispatcher
 
 from gateway import routes  # noqa: F401 - registers the operations
 from gateway.auth import authenticate, record_audit
@@ -30,6 +31,7 @@ class GatewayService:
     rpc = Rpc()
     context = RequestContext()
     config = Config()
+    publish = EventDispatcher()  # the audit trail's entries (gateway.auth.record_audit)
 
     @api("GET,POST,PUT,PATCH,DELETE", "/api/v1/<path:path>")
     def api_v1(self, request, path):
@@ -39,7 +41,7 @@ class GatewayService:
             request.headers.get("X-Forwarded-For"),
             self.config.get("TRUSTED_PROXIES") or (),
         )
-        return ROUTER.dispatch(request, self.rpc, address)
+        return ROUTER.dispatch(request, self.rpc, address, self.publish)
 
     @api("POST", "/api/v1/customers/imports", max_body=IMPORT_MAX_BYTES)
     def customer_import(self, request):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
@@ -47,21 +48,33 @@ class SecuritySettings:
         return answer
 
 
+#: What an audit entry holds (the table's columns but its serial id and recording time).
+AUDIT_FIELDS = tuple(
+    column.name for column in tables.audit_log.columns if column.name not in ("id", "recorded_at")
+)
+
+
 class AuditLog:
     def __init__(self, session: Session):
         self.session = session
 
     def record(self, entry: dict[str, Any]) -> None:
         """Once per ``entry_id`` (when the gateway gives one): a retried entry is not doubled."""
-        values = dict(entry)
-        values["at"] = values.get("at") or utcnow()
-        if values.get("entry_id") is not None:
-            values["entry_id"] = str(values["entry_id"])
+        self.record_all([entry])
+
+    def record_all(self, entries: Sequence[dict[str, Any]]) -> None:
+        """:meth:`record` for several entries, in one statement and one transaction."""
+        rows = []
+        for entry in entries:
+            values = {field: entry.get(field) for field in AUDIT_FIELDS}
+            values["at"] = values["at"] or utcnow()
+            if values["entry_id"] is not None:
+                values["entry_id"] = str(values["entry_id"])
+            rows.append(values)
         try:
             self.session.execute(
-                insert(tables.audit_log)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["entry_id"])
+                insert(tables.audit_log).on_conflict_do_nothing(index_elements=["entry_id"]),
+                rows,
             )
             self.session.commit()
         except BaseException:

@@ -29,10 +29,13 @@ from services.users.schemas import load_args
 from shared.errors import CmsError, Unauthorized
 from shared.events import utcnow
 from shared.service import EventSourcedService
+from shared.subscriptions import durable_event_handler
 
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL = 600
+#: What the gateway publishes for each write through the API (docs/service-contracts.md).
+AUDIT_ENTRY = "audit.entry"
 
 #: The entrypoint of every RPC here: errors meant for the caller (``CmsError``) are expected,
 #: and nameko logs them as warnings, not as failures of the service.
@@ -276,6 +279,21 @@ class UsersService(EventSourcedService):
     def record_audit(self, entry) -> None:
         args = load_args(schemas.RecordAuditArgs(), {"entry": entry})
         AuditLog(self.db).record(args["entry"])
+
+    @durable_event_handler("gateway", AUDIT_ENTRY, batched=True)
+    def on_audit_entries(self, entries: list[dict[str, Any]]) -> None:
+        """The gateway's audit entries, from the bus (one per write through the API): a batch
+        in one transaction, each entry once (``entry_id``). An entry that breaks its contract
+        is logged and dropped, never retried for ever."""
+        valid = []
+        for entry in entries:
+            try:
+                valid.append(load_args(schemas.RecordAuditArgs(), {"entry": entry})["entry"])
+            except CmsError as exc:
+                entry_id = entry.get("entry_id") if isinstance(entry, dict) else None
+                log.error("audit entry %s refused: %s", entry_id, exc)
+        if valid:
+            AuditLog(self.db).record_all(valid)
 
     @api
     def list_audit(
