@@ -1,6 +1,7 @@
 """The orders service over its entrypoints, against the real database and broker (with the
 customers service running beside it, whose events feed the replica)."""
 
+import itertools
 import uuid
 from datetime import UTC, datetime
 
@@ -19,6 +20,8 @@ from shared.errors import (
     PreconditionFailed,
     RuleViolation,
 )
+
+LIVE_POSITIONS = itertools.count(10**12)
 
 
 def payment_envelope(order, kind="captured", amount=None, payment_id=None, **payload):
@@ -50,7 +53,9 @@ def payment_envelope(order, kind="captured", amount=None, payment_id=None, **pay
         "stream_type": "payment",
         "stream_id": payment_id,
         "stream_version": 1,
-        "position": 1,
+        # far past the payments log's real events (other test modules of this process may
+        # have moved the consumer's cursor over them): a live event not yet caught up
+        "position": next(LIVE_POSITIONS),
         "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "metadata": {},
         "payload": body,
