@@ -209,6 +209,8 @@ class Registry:
                 for operation in self.operations.values()
             ],
             strict_slashes=False,
+            # "/customers//timeline" (an id left out) must not become "/customers/timeline"
+            merge_slashes=False,
         )
 
 

@@ -33,6 +33,10 @@ def _problem(response, status):
 
 def test_unknown_paths_and_methods_are_problems(gateway):
     _problem(requests.get(f"{gateway}/api/v1/nothing-here", timeout=5), 404)
+    # an empty segment (a client that left an id out) is no path of ours, not a redirect
+    # to another operation's path (werkzeug merges the slashes by default)
+    empty = requests.get(f"{gateway}/api/v1/customers//timeline", timeout=5, allow_redirects=False)
+    _problem(empty, 404)
     response = requests.delete(f"{gateway}/api/v1/auth/login", timeout=5)
     _problem(response, 405)
     assert response.headers["Allow"] == "POST"
