@@ -1,7 +1,7 @@
 """How events reach the analytics projections: live from RabbitMQ, and by catch-up through
 each source's ``read_events`` (at start, on a timer, and whatever a live delivery missed).
 
-Both go through ``shared.consumer`` (``apply_once`` / ``catch_up``): the consumer records each
+Both go through ``shared.consumer`` (``apply_all_once`` / ``catch_up``): the consumer records each
 event id in ``processed_events`` in the same transaction as its effect, so redelivery changes
 nothing; the fold itself is order independent (projector.py). Applies take one advisory lock
 (per transaction) so projection writes never interleave, and so that a rebuild's swap
@@ -26,7 +26,6 @@ from shared.consumer import (
     advance_cursor,
     already_applied,
     apply_all_once,
-    apply_once,
     claim_page,
     cursor,
     remember_cursor,
@@ -53,17 +52,6 @@ def lock(cursor) -> None:
     cursor.execute("SELECT pg_advisory_xact_lock(%s)", (APPLY_LOCK,))
 
 
-def record_lag(cursor, envelope: Envelope, path: str) -> None:
-    occurred = parse_time(envelope.get("occurred_at"))
-    if occurred is None:
-        return
-    cursor.execute(
-        "INSERT INTO freshness (source, event_type, path, lag_ms) VALUES "
-        "(%s, %s, %s, GREATEST(0, extract(epoch FROM clock_timestamp() - %s) * 1000))",
-        (source_of(envelope), envelope["type"], path, occurred),
-    )
-
-
 def record_lags(cursor, envelopes: Sequence[Envelope], path: str) -> None:
     rows = [
         (source_of(e), e["type"], path, parse_time(e["occurred_at"]))
@@ -78,27 +66,6 @@ def record_lags(cursor, envelopes: Sequence[Envelope], path: str) -> None:
             template="(%s, %s, %s, GREATEST(0, extract(epoch FROM clock_timestamp() - %s) * 1000))",
             page_size=1000,
         )
-
-
-def _applier(path: str):
-    def apply(session: Session, envelope: Envelope) -> None:
-        cursor = raw_cursor(session)  # the caller holds the write lock
-        Projector(cursor).apply([envelope])
-        record_lag(cursor, envelope, path)
-
-    return apply
-
-
-def handle(session: Session, envelope: Envelope) -> bool:
-    """A live delivery; True when it was new. Errors propagate (the message is requeued).
-
-    The write lock comes first, so concurrent workers queue on it rather than on each
-    other's claims."""
-    if already_applied(session, CONSUMER, envelope):
-        return False  # a catch-up took it (a backlog's queued deliveries): no query at all
-    db = raw_cursor(session)
-    lock(db)  # the claim's NO_FLUSH_WAIT (shared.consumer) spares the wait for the WAL flush
-    return apply_once(session, CONSUMER, envelope, _applier("live"))
 
 
 def handle_all(session: Session, envelopes: Sequence[Envelope]) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from services.customers import tables
-from shared.consumer import apply_all_once, apply_once, catch_up
+from shared.consumer import apply_all_once, catch_up
 
 #: The consumer's name in ``processed_events`` and ``consumer_positions``.
 CONSUMER = "customers.activity"
@@ -107,11 +107,6 @@ def apply(session: Session, envelope: Mapping[str, Any]) -> None:
             .where(tables.customers.c.id == row["customer_id"])
             .values(order_count=tables.customers.c.order_count + 1)
         )
-
-
-def handle(session: Session, envelope: Mapping[str, Any]) -> bool:
-    """Apply a delivered event once; True when it was new."""
-    return apply_once(session, CONSUMER, envelope, apply)
 
 
 def handle_all(session: Session, envelopes: Sequence[Mapping[str, Any]]) -> int:

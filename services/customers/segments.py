@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.customers import tables
-from shared.consumer import apply_all_once, apply_once, catch_up
+from shared.consumer import apply_all_once, catch_up
 
 CONSUMER = "customers.segments"
 SOURCE = "analytics"
@@ -59,10 +59,6 @@ def apply(session: Session, envelope: Mapping[str, Any]) -> None:
             where=tables.customer_segments.c.position < statement.excluded.position,
         )
     )
-
-
-def handle(session: Session, envelope: Mapping[str, Any]) -> bool:
-    return apply_once(session, CONSUMER, envelope, apply)
 
 
 def handle_all(session: Session, envelopes: Sequence[Mapping[str, Any]]) -> int:

@@ -160,7 +160,7 @@ def test_catch_up_applies_what_was_missed_once(customers_engine, make_customer):
     }
     log["payments"].append(captured(customer["id"], log["orders"][0]["payload"]["order_id"]))
     with Session(customers_engine) as session:
-        activity.handle(session, log["orders"][0])  # delivered live before the catch-up
+        activity.handle_all(session, [log["orders"][0]])  # delivered live before the catch-up
 
         def fetch(source, after, limit, types):
             return [e for e in log[source] if e["position"] > after and e["type"] in types][:limit]
@@ -181,7 +181,7 @@ def _days_ago(days: int) -> datetime:
 
 def _apply(engine, message) -> None:
     with Session(engine) as session:
-        assert activity.handle(session, message)
+        assert activity.handle_all(session, [message]) == 1
 
 
 def segment_changed(customer_id: str, segment: str, previous: str | None = None) -> dict:
