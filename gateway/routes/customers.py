@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,10 @@ WRITERS = frozenset({"admin", "manager", "sales"})
 MANAGERS = frozenset({"admin", "manager"})
 ADMIN = frozenset({"admin"})
 CUSTOMERS = {"tag": "customers", "resource": "customer"}
+#: Seconds the answer to an archive, a merge or an erasure waits, at most, for the orders
+#: service to take the customer's new status into its replica.
+ORDERS_SYNC_TIMEOUT = 5.0
+log = logging.getLogger(__name__)
 EXPORT_PAGE = 200
 CSV_COLUMNS = (
     "id",
@@ -44,6 +49,19 @@ def viewer(ctx: Context) -> dict[str, Any]:
 
 def _iso(query: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in query.items()}
+
+
+def _orders_know(ctx: Context, result: Any) -> Any:
+    """After a customer stops being active (archived, merged away, erased): the orders service
+    applies the change to its customer replica before the answer goes out, so an order placed
+    next is refused (the replica is otherwise fed by live events, a moment later). The change
+    is made whatever happens here: if orders cannot take it now, its live consumer and its
+    periodic catch-up will, and the answer still reports the change."""
+    try:
+        ctx.rpc.call("orders", "sync_customers", timeout=ORDERS_SYNC_TIMEOUT)
+    except Exception:  # the change is made; orders converges on its own
+        log.warning("orders did not take the customer's new status at once", exc_info=True)
+    return result
 
 
 def _id(ctx: Context) -> str:
@@ -339,12 +357,15 @@ def consents(ctx: Context) -> Reply:
 )
 def archive(ctx: Context) -> Reply:
     return Reply(
-        ctx.call(
-            "customers",
-            "archive_customer",
-            actor=ctx.actor,
-            viewer=viewer(ctx),
-            customer_id=_id(ctx),
+        _orders_know(
+            ctx,
+            ctx.call(
+                "customers",
+                "archive_customer",
+                actor=ctx.actor,
+                viewer=viewer(ctx),
+                customer_id=_id(ctx),
+            ),
         )
     )
 
@@ -386,12 +407,15 @@ def restore(ctx: Context) -> Reply:
 )
 def merge(ctx: Context) -> Reply:
     return Reply(
-        ctx.call(
-            "customers",
-            "merge_customers",
-            actor=ctx.actor,
-            target_id=_id(ctx),
-            source_id=ctx.body["source_id"],
+        _orders_know(
+            ctx,
+            ctx.call(
+                "customers",
+                "merge_customers",
+                actor=ctx.actor,
+                target_id=_id(ctx),
+                source_id=ctx.body["source_id"],
+            ),
         )
     )
 
@@ -459,7 +483,8 @@ def privacy_export(ctx: Context) -> Reply:
     **CUSTOMERS,
 )
 def erase(ctx: Context) -> Reply:
-    return Reply(ctx.call("customers", "erase_customer", actor=ctx.actor, customer_id=_id(ctx)))
+    erased = ctx.call("customers", "erase_customer", actor=ctx.actor, customer_id=_id(ctx))
+    return Reply(_orders_know(ctx, erased))
 
 
 @op(
