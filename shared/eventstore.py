@@ -61,6 +61,24 @@ NOTIFY_CHANNEL_PREFIX = "cms_events_"
 NOTIFY_SQL = "SELECT pg_notify('" + NOTIFY_CHANNEL_PREFIX + "' || current_schema(), '')"
 
 
+#: An append's first round trip (docs/performance.md), four statements in one:
+#: - the lock that makes positions follow commit order;
+#: - the flush wait: whatever the transaction set before (a consumer's ``NO_FLUSH_WAIT``),
+#:   an append commits only once its WAL is flushed, for a published event must never vanish;
+#: - the relay's notification, which PostgreSQL delivers at commit and drops on rollback, so
+#:   sending it before the rows are written changes nothing;
+#: - the stream's current version (the last statement's result is what comes back).
+_BEGIN_APPEND = text(
+    "; ".join(
+        (
+            "LOCK TABLE events IN EXCLUSIVE MODE",
+            "SET LOCAL synchronous_commit TO ON",
+            NOTIFY_SQL,
+            "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = :stream_id",
+        )
+    )
+)
+
 #: ``RecordedEvent.envelope`` rendered by PostgreSQL as JSON text (same keys, values and time
 #: format), for the paths that only hand an event on: the outbox relay and page reads. They
 #: then pass the text along instead of decoding the JSONB columns into Python objects and
@@ -144,16 +162,7 @@ class EventStore:
         if not events:
             return []
         conn = self._connection()
-        # Whatever the transaction set before (a consumer's NO_FLUSH_WAIT), an append
-        # commits only once its WAL is flushed: a published event must never vanish.
-        conn.execute(
-            text("LOCK TABLE events IN EXCLUSIVE MODE; SET LOCAL synchronous_commit TO ON")
-        )
-        current = conn.execute(
-            select(func.coalesce(func.max(events_table.c.stream_version), 0)).where(
-                events_table.c.stream_id == stream_id
-            )
-        ).scalar_one()
+        current = conn.execute(_BEGIN_APPEND, {"stream_id": stream_id}).scalar_one()
         if expected_version is not None and current != expected_version:
             raise ConcurrencyError.for_stream(stream_id, expected_version, current)
         meta = dict(metadata or {})
@@ -174,9 +183,7 @@ class EventStore:
         result = conn.execute(
             insert(events_table).returning(*_COLUMNS, sort_by_parameter_order=True), rows
         )
-        recorded = [_recorded(row) for row in result]
-        conn.execute(text(NOTIFY_SQL))
-        return recorded
+        return [_recorded(row) for row in result]
 
     def load_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         """Every event of one stream after ``after_version``, in stream order."""

@@ -8,7 +8,8 @@ The caller commits. An append whose stream moved since it was loaded raises
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -36,12 +37,22 @@ def product_not_found(product_id: str) -> NotFound:
     return NotFound("product not found", {"resource_type": "product", "resource_id": product_id})
 
 
+class Projected(NamedTuple):
+    """What this transaction wrote to an order's read-model row beyond the order's state."""
+
+    updated_at: datetime
+    last_position: int
+
+
 class Store:
     def __init__(self, session: Session, metadata: dict[str, Any] | None = None):
         self.session = session
         self.metadata = metadata or {}
         self.events = EventStore(session)
         self.vault = Vault(session)
+        #: Orders saved through this store: the answer to the command is built from them
+        #: without reading the row back.
+        self.projected: dict[str, Projected] = {}
 
     def _append(
         self, stream_type: str, stream_id: str, changes: Sequence[Change], expected: int
@@ -101,3 +112,4 @@ class Store:
     def _project(self, order: Order, last: RecordedEvent) -> None:
         """The order's read-model row (``created_at`` is kept from the first write)."""
         upsert_order(self.session, order, last.occurred_at, last)
+        self.projected[order.id] = Projected(last.occurred_at, last.global_position)

@@ -147,11 +147,16 @@ def order_json(
 
 
 def get_order(store: Store, viewer: Mapping[str, Any] | None, order: Order) -> dict[str, Any]:
-    row = store.session.execute(
-        select(tables.orders.c.updated_at, tables.orders.c.last_position).where(
-            tables.orders.c.id == order.id
-        )
-    ).first()
+    """The order as the API shows it; the row's time and position come from the store when it
+    wrote them in this transaction (a command's answer), else from the read model."""
+    row = (
+        store.projected.get(order.id)
+        or store.session.execute(
+            select(tables.orders.c.updated_at, tables.orders.c.last_position).where(
+                tables.orders.c.id == order.id
+            )
+        ).first()
+    )
     return order_json(order, store.vault, viewer, row)
 
 
