@@ -1,5 +1,6 @@
 """API keys, security settings and the audit log."""
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -186,3 +187,27 @@ def test_an_audit_entry_sent_twice_is_recorded_once(users):
     users.record_audit(entry=_entry(action="users.retried", entry_id=str(uuid.uuid4())))
     users.record_audit(entry=_entry(action="users.retried"))  # no key: always recorded
     assert len(users.list_audit(action="users.retried")["items"]) == 3
+
+
+def test_an_audit_entry_from_the_bus_that_breaks_the_contract_is_dropped_not_retried(
+    users, nameko_config, caplog
+):
+    """The gateway's entries come on the bus (``audit.entry``): one that breaks the contract is
+    logged and dropped, and the good entries around it are recorded all the same."""
+    from nameko.standalone.events import event_dispatcher
+
+    dispatch = event_dispatcher(nameko_config)
+    bad_id = str(uuid.uuid4())
+    before = _entry(action="users.bus_before", entry_id=str(uuid.uuid4()))
+    after = _entry(action="users.bus_after", entry_id=str(uuid.uuid4()))
+    with caplog.at_level("ERROR", logger="services.users.service"):
+        dispatch("gateway", "audit.entry", before)
+        dispatch("gateway", "audit.entry", {"entry_id": bad_id, "status": "teapot"})
+        dispatch("gateway", "audit.entry", after)
+        deadline = time.monotonic() + 15
+        while not users.list_audit(action="users.bus_after")["items"]:
+            assert time.monotonic() < deadline, "the entry after the bad one was not recorded"
+            time.sleep(0.1)
+    assert len(users.list_audit(action="users.bus_before")["items"]) == 1
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 1 and bad_id in refused[0]
