@@ -19,7 +19,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from services.customers import tables
@@ -33,6 +32,7 @@ from services.customers.personal import CustomerVault, open_event
 from services.customers.search import contact_keys, emails_text, index_tokens, phones_text
 from shared.events import RecordedEvent
 from shared.eventstore import events_table
+from shared.upsert import Upsert
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ TAKE_WRITERS_LOCK = text("SELECT pg_advisory_xact_lock_shared(:space, :key)").bi
 )
 
 REBUILD_BATCH = 500
+#: ``order_count`` is the orders feed's: a new row starts at 0 and a write here keeps it.
+_UPSERT_CUSTOMER = Upsert(tables.customers, ["id"], keep=["order_count"])
+_UPSERT_DEFINITION = Upsert(tables.attribute_definitions, ["key"])
 
 _EVENT_COLUMNS = (
     events_table.c.global_position,
@@ -124,14 +127,7 @@ def customer_row(customer: Customer) -> dict[str, Any]:
 
 
 def upsert_customer(conn: Connection, customer: Customer) -> None:
-    row = customer_row(customer)
-    statement = pg_insert(tables.customers).values(**row, order_count=0)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["id"],
-            set_={name: statement.excluded[name] for name in row if name != "id"},
-        )
-    )
+    _UPSERT_CUSTOMER(conn, {**customer_row(customer), "order_count": 0})
 
 
 def project_merge(conn: Connection, event: RecordedEvent) -> None:
@@ -165,14 +161,7 @@ def project_merge(conn: Connection, event: RecordedEvent) -> None:
 
 
 def upsert_definition(conn: Connection, definition: AttributeDefinition) -> None:
-    row = definition.record()
-    statement = pg_insert(tables.attribute_definitions).values(**row)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["key"],
-            set_={name: statement.excluded[name] for name in row if name != "key"},
-        )
-    )
+    _UPSERT_DEFINITION(conn, definition.record())
 
 
 # -- rebuild ------------------------------------------------------------------------------------

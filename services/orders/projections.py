@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from services.orders import tables
@@ -22,8 +21,11 @@ from services.orders.domain import Order, Product
 from services.orders.events import ORDER_STREAM, PRODUCT_STREAM
 from shared.events import RecordedEvent
 from shared.eventstore import events_table
+from shared.upsert import Upsert
 
 BATCH = 500
+_UPSERT_PRODUCT = Upsert(tables.products, ["id"], keep=["created_at"])
+_UPSERT_ORDER = Upsert(tables.orders, ["id"], keep=["created_at"])
 
 
 def parse_time(value: str | datetime) -> datetime:
@@ -46,13 +48,7 @@ def upsert_product(session: Session, product: Product, created_at: datetime, upd
         "created_at": created_at,
         "updated_at": updated_at,
     }
-    statement = pg_insert(tables.products).values(**row)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[tables.products.c.id],
-            set_={k: v for k, v in row.items() if k not in ("id", "created_at")},
-        )
-    )
+    _UPSERT_PRODUCT(session, row)
 
 
 def order_row(order: Order, created_at: datetime, last: RecordedEvent) -> dict[str, Any]:
@@ -86,14 +82,7 @@ def order_row(order: Order, created_at: datetime, last: RecordedEvent) -> dict[s
 
 
 def upsert_order(session: Session, order: Order, created_at: datetime, last: RecordedEvent):
-    row = order_row(order, created_at, last)
-    statement = pg_insert(tables.orders).values(**row)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[tables.orders.c.id],
-            set_={k: v for k, v in row.items() if k not in ("id", "created_at")},
-        )
-    )
+    _UPSERT_ORDER(session, order_row(order, created_at, last))
 
 
 def _stream_ids(session: Session, stream_type: str) -> list[str]:
