@@ -28,6 +28,7 @@ from shared.errors import (
     PreconditionFailed,
     Unauthorized,
 )
+from shared.schemas import schema_instance
 
 ROLES = ("admin", "manager", "sales", "analyst")
 ANY_ROLE = frozenset(ROLES)
@@ -244,7 +245,7 @@ def load(schema: type[Schema] | None, data: Any, where: str) -> dict[str, Any]:
     if schema is None:
         return {}
     try:
-        loaded = schema().load(data)
+        loaded = schema_instance(schema).load(data)
     except ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {where: exc.messages}
         raise BadRequest.for_fields(messages, f"the {where} is invalid") from exc
@@ -364,7 +365,7 @@ class Router:
             )
         body = reply.body
         if operation.response is not None:
-            body = operation.response(many=operation.many).dump(body)
+            body = schema_instance(operation.response, operation.many).dump(body)
         headers = dict(reply.headers)
         if operation.etag and isinstance(reply.body, dict) and "version" in reply.body:
             headers["ETag"] = f'"{reply.body["version"]}"'

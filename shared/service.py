@@ -16,6 +16,7 @@ from shared.db import Database
 from shared.errors import BadRequest
 from shared.eventstore import MAX_READ_LIMIT, EventStore
 from shared.outbox import OutboxRelay
+from shared.schemas import as_instance
 from shared.sealing import Vault, open_sealed_values
 
 
@@ -38,10 +39,10 @@ class ReadEventsRequest(PageRequest):
     open_sealed = fields.Boolean(load_default=False)
 
 
-def load_rpc_payload(schema: Schema, payload: dict[str, Any]) -> dict[str, Any]:
+def load_rpc_payload(schema: Schema | type[Schema], payload: dict[str, Any]) -> dict[str, Any]:
     """Validate an RPC's arguments; a bad one is a :class:`BadRequest` naming the field."""
     try:
-        return schema.load(payload)
+        return as_instance(schema).load(payload)
     except ValidationError as exc:
         raise BadRequest.for_fields(exc.messages) from exc
 

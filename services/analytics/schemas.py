@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from services.analytics.projector import SEGMENTS
 from shared.errors import BadRequest
+from shared.schemas import as_instance
 
 #: The currency figures are given in when a caller names none.
 DEFAULT_CURRENCY = os.environ.get("CMS_ANALYTICS_CURRENCY", "CNY")
@@ -94,9 +95,9 @@ class FreshnessArgs(Schema):
     window_seconds = fields.Integer(load_default=900, validate=validate.Range(min=1, max=7 * 86400))
 
 
-def load(schema: Schema, args: dict[str, Any]) -> dict[str, Any]:
+def load(schema: Schema | type[Schema], args: dict[str, Any]) -> dict[str, Any]:
     try:
-        loaded = schema.load({k: v for k, v in args.items() if v is not None})
+        loaded = as_instance(schema).load({k: v for k, v in args.items() if v is not None})
     except ValidationError as exc:
         raise BadRequest.for_fields(exc.messages) from exc
     date_from, date_to = loaded.get("date_from"), loaded.get("date_to")

@@ -124,36 +124,36 @@ class AnalyticsService(EventSourcedService):
 
     @api
     def overview(self, **kwargs) -> list[dict[str, Any]]:
-        return self._read(queries.overview, schemas.load(schemas.RangeArgs(), kwargs))
+        return self._read(queries.overview, schemas.load(schemas.RangeArgs, kwargs))
 
     @api
     def revenue(self, **kwargs) -> list[dict[str, Any]]:
-        return self._read(queries.revenue_series, schemas.load(schemas.RevenueArgs(), kwargs))
+        return self._read(queries.revenue_series, schemas.load(schemas.RevenueArgs, kwargs))
 
     @api
     def revenue_by_method(self, **kwargs) -> list[dict[str, Any]]:
-        return self._read(queries.revenue_by_method, schemas.load(schemas.RangeArgs(), kwargs))
+        return self._read(queries.revenue_by_method, schemas.load(schemas.RangeArgs, kwargs))
 
     @api
     def sales_by_product(self, **kwargs) -> list[dict[str, Any]]:
-        return self._read(queries.sales_by_product, schemas.load(schemas.ProductArgs(), kwargs))
+        return self._read(queries.sales_by_product, schemas.load(schemas.ProductArgs, kwargs))
 
     @api
     def sales_by_category(self, **kwargs) -> list[dict[str, Any]]:
-        return self._read(queries.sales_by_category, schemas.load(schemas.RangeArgs(), kwargs))
+        return self._read(queries.sales_by_category, schemas.load(schemas.RangeArgs, kwargs))
 
     @api
     def payment_rates(self, **kwargs) -> list[dict[str, Any]]:
-        return self._read(queries.payment_rates, schemas.load(schemas.RangeArgs(), kwargs))
+        return self._read(queries.payment_rates, schemas.load(schemas.RangeArgs, kwargs))
 
     @api
     def cohorts(self, **kwargs) -> dict[str, Any]:
-        args = schemas.load(schemas.CohortArgs(), kwargs)
+        args = schemas.load(schemas.CohortArgs, kwargs)
         return {"currency": args["currency"], "cohorts": self._read(queries.cohorts, args)}
 
     @api
     def customer_figures(self, **kwargs) -> dict[str, Any]:
-        args = schemas.load(schemas.CustomerFiguresArgs(), kwargs)
+        args = schemas.load(schemas.CustomerFiguresArgs, kwargs)
         return self._read(queries.customer_figures, args)
 
     @api
@@ -166,14 +166,14 @@ class AnalyticsService(EventSourcedService):
 
     @api
     def segments(self, currency: str | None = None) -> dict[str, Any]:
-        args = schemas.load(schemas.CohortArgs(), {"currency": currency})
+        args = schemas.load(schemas.CohortArgs, {"currency": currency})
         return self._read(queries.segment_sizes, args["currency"])
 
     @api
     def segment_customers(self, segment, currency=None, limit=100, cursor=None) -> dict[str, Any]:
         """Customer ids of one segment, by id, keyset paged (``cursor``: the last id seen)."""
         args = schemas.load(
-            schemas.SegmentArgs(),
+            schemas.SegmentArgs,
             {"segment": segment, "currency": currency, "limit": limit, "cursor": cursor},
         )
         return self._read(
@@ -188,7 +188,7 @@ class AnalyticsService(EventSourcedService):
     def customer_segments(self, customer_ids, currency=None) -> dict[str, Any]:
         """The segment (with r, f, m) of each of the given customer ids; null when none."""
         args = schemas.load(
-            schemas.SegmentsOfArgs(), {"customer_ids": customer_ids, "currency": currency}
+            schemas.SegmentsOfArgs, {"customer_ids": customer_ids, "currency": currency}
         )
         return self._read(queries.segments_of, args["customer_ids"], args["currency"])
 
@@ -222,7 +222,7 @@ class AnalyticsService(EventSourcedService):
     def clv(self, **kwargs) -> dict[str, Any]:
         """The fitted BG/NBD and Gamma-Gamma parameters with their log-likelihoods, the
         distribution of predicted values, and the top customers by predicted value."""
-        args = schemas.load(schemas.ClvArgs(), kwargs)
+        args = schemas.load(schemas.ClvArgs, kwargs)
         result = self._clv(args)
         predictions = result["predictions"]
         values = sorted(p["predicted_value"] for p in predictions)
@@ -237,7 +237,7 @@ class AnalyticsService(EventSourcedService):
     @api
     def clv_predictions(self, **kwargs) -> dict[str, Any]:
         """Each customer's predictions for the horizon, by customer id, keyset paged."""
-        args = schemas.load(schemas.ClvArgs(), kwargs)
+        args = schemas.load(schemas.ClvArgs, kwargs)
         predictions = sorted(self._clv(args)["predictions"], key=lambda p: p["customer_id"])
         after = args.get("cursor")
         if after:
@@ -250,7 +250,7 @@ class AnalyticsService(EventSourcedService):
 
     @api
     def freshness(self, window_seconds: int = 900) -> dict[str, Any]:
-        args = schemas.load(schemas.FreshnessArgs(), {"window_seconds": window_seconds})
+        args = schemas.load(schemas.FreshnessArgs, {"window_seconds": window_seconds})
         return self._read(consumer.freshness_figures, args["window_seconds"])
 
     @api

@@ -41,6 +41,7 @@ from services.customers.events import UtcDateTime
 from services.customers.segments import SEGMENTS
 from services.customers.validation import normalise_phones
 from shared.errors import BadRequest
+from shared.schemas import as_instance
 
 ROLES = ("admin", "manager", "sales", "analyst")
 ACTOR_KINDS = ("user", "api_key", "system")
@@ -578,16 +579,16 @@ def _messages(exc: ValidationError) -> dict[str, Any]:
 
 
 def load_args(
-    schema: Schema,
+    schema: Schema | type[Schema],
     args: dict[str, Any],
-    payload: tuple[str, Schema, Any] | None = None,
+    payload: tuple[str, Schema | type[Schema], Any] | None = None,
 ) -> dict[str, Any]:
     """Validate an RPC's arguments, and (``payload``: its name, schema and value) the data it
     carries, whose errors are keyed by the data's own fields. Every problem is reported at
     once as ``BadRequest`` ``{field: messages}`` (keys as strings, as they arrive over RPC)."""
     errors: dict[str, Any] = {}
     try:
-        loaded = schema.load(args)
+        loaded = as_instance(schema).load(args)
     except ValidationError as exc:
         errors.update(_messages(exc))
         loaded = exc.valid_data if isinstance(exc.valid_data, dict) else {}
@@ -597,7 +598,7 @@ def load_args(
             errors[name] = ["Must be an object."]
         else:
             try:
-                loaded[name] = payload_schema.load(dict(value))
+                loaded[name] = as_instance(payload_schema).load(dict(value))
             except ValidationError as exc:
                 errors.update(_messages(exc))
     if errors:

@@ -77,9 +77,9 @@ class CustomersService(EventSourcedService):
     @api
     def create_customer(self, actor, viewer, data, force=False) -> dict[str, Any]:
         args = load_args(
-            schemas.CreateArgs(),
+            schemas.CreateArgs,
             {"actor": actor, "viewer": viewer, "force": force},
-            ("data", schemas.CustomerData(), data),
+            ("data", schemas.CustomerData, data),
         )
         return self._command(
             args, lambda commands: commands.create(args["viewer"], args["data"], args["force"])
@@ -88,7 +88,7 @@ class CustomersService(EventSourcedService):
     @api
     def get_customer(self, viewer, customer_id, as_of=None) -> dict[str, Any]:
         args = load_args(
-            schemas.GetArgs(), {"viewer": viewer, "customer_id": customer_id, "as_of": as_of}
+            schemas.GetArgs, {"viewer": viewer, "customer_id": customer_id, "as_of": as_of}
         )
         return self._read_sealed(views.get_customer, **args)
 
@@ -97,14 +97,14 @@ class CustomersService(EventSourcedService):
         self, actor, viewer, customer_id, changes, expected_version=None
     ) -> dict[str, Any]:
         args = load_args(
-            schemas.UpdateArgs(),
+            schemas.UpdateArgs,
             {
                 "actor": actor,
                 "viewer": viewer,
                 "customer_id": customer_id,
                 "expected_version": expected_version,
             },
-            ("changes", schemas.CustomerChanges(), changes),
+            ("changes", schemas.CustomerChanges, changes),
         )
         return self._command(
             args,
@@ -118,7 +118,7 @@ class CustomersService(EventSourcedService):
         self, actor, viewer, customer_id, add=None, remove=None, expected_version=None
     ) -> dict[str, Any]:
         args = load_args(
-            schemas.SetTagsArgs(),
+            schemas.SetTagsArgs,
             {
                 "actor": actor,
                 "viewer": viewer,
@@ -144,7 +144,7 @@ class CustomersService(EventSourcedService):
         self, actor, viewer, customer_id, owner_id, expected_version=None
     ) -> dict[str, Any]:
         args = load_args(
-            schemas.AssignArgs(),
+            schemas.AssignArgs,
             {
                 "actor": actor,
                 "viewer": viewer,
@@ -165,7 +165,7 @@ class CustomersService(EventSourcedService):
         self, actor, viewer, customer_id, channel, granted, method, note=None
     ) -> dict[str, Any]:
         args = load_args(
-            schemas.ConsentArgs(),
+            schemas.ConsentArgs,
             {
                 "actor": actor,
                 "viewer": viewer,
@@ -187,14 +187,14 @@ class CustomersService(EventSourcedService):
         self, actor, viewer, customer_id, values, expected_version=None
     ) -> dict[str, Any]:
         args = load_args(
-            schemas.SetAttributesArgs(),
+            schemas.SetAttributesArgs,
             {
                 "actor": actor,
                 "viewer": viewer,
                 "customer_id": customer_id,
                 "expected_version": expected_version,
             },
-            ("values", schemas.AttributeValues(), values),
+            ("values", schemas.AttributeValues, values),
         )
         return self._command(
             args,
@@ -226,7 +226,7 @@ class CustomersService(EventSourcedService):
     @staticmethod
     def _status_args(actor, viewer, customer_id, expected_version) -> dict[str, Any]:
         return load_args(
-            schemas.StatusArgs(),
+            schemas.StatusArgs,
             {
                 "actor": actor,
                 "viewer": viewer,
@@ -241,7 +241,7 @@ class CustomersService(EventSourcedService):
     def merge_customers(self, actor, target_id, source_id) -> dict[str, Any]:
         """Merge ``source_id`` into ``target_id`` (the actor's rights apply, as viewer)."""
         args = load_args(
-            schemas.MergeArgs(), {"actor": actor, "target_id": target_id, "source_id": source_id}
+            schemas.MergeArgs, {"actor": actor, "target_id": target_id, "source_id": source_id}
         )
         customers = self._customers(args["actor"])
         answer = customers.customer(args["actor"])
@@ -255,7 +255,7 @@ class CustomersService(EventSourcedService):
 
     @api
     def undo_merge(self, actor, merge_id) -> dict[str, Any]:
-        args = load_args(schemas.UndoMergeArgs(), {"actor": actor, "merge_id": merge_id})
+        args = load_args(schemas.UndoMergeArgs, {"actor": actor, "merge_id": merge_id})
         customers = self._customers(args["actor"])
         answer = customers.customer(args["actor"])
 
@@ -270,7 +270,7 @@ class CustomersService(EventSourcedService):
     def erase_customer(self, actor, customer_id) -> dict[str, Any]:
         """Erase a customer's personal data for good (admins and managers): answers the record
         as it now is, placeholders and all."""
-        args = load_args(schemas.EraseArgs(), {"actor": actor, "customer_id": customer_id})
+        args = load_args(schemas.EraseArgs, {"actor": actor, "customer_id": customer_id})
         return self._command(
             args, lambda commands: commands.erase(args["actor"], args["customer_id"])
         )
@@ -295,7 +295,7 @@ class CustomersService(EventSourcedService):
         cursor=None,
     ) -> dict[str, Any]:
         args = load_args(
-            schemas.SearchArgs(),
+            schemas.SearchArgs,
             {
                 "viewer": viewer,
                 "q": q,
@@ -317,23 +317,19 @@ class CustomersService(EventSourcedService):
     @api
     def timeline(self, viewer, customer_id, limit=50, cursor=None) -> dict[str, Any]:
         args = load_args(
-            schemas.TimelineArgs(),
+            schemas.TimelineArgs,
             {"viewer": viewer, "customer_id": customer_id, "limit": limit, "cursor": cursor},
         )
         return self._read_sealed(views.timeline, **args)
 
     @api
     def consent_history(self, viewer, customer_id) -> list[dict[str, Any]]:
-        args = load_args(
-            schemas.ViewerCustomerArgs(), {"viewer": viewer, "customer_id": customer_id}
-        )
+        args = load_args(schemas.ViewerCustomerArgs, {"viewer": viewer, "customer_id": customer_id})
         return self._read_sealed(views.consent_history, **args)
 
     @api
     def export_customer_data(self, viewer, customer_id) -> dict[str, Any]:
-        args = load_args(
-            schemas.ViewerCustomerArgs(), {"viewer": viewer, "customer_id": customer_id}
-        )
+        args = load_args(schemas.ViewerCustomerArgs, {"viewer": viewer, "customer_id": customer_id})
         return self._read_sealed(views.export_customer, **args)
 
     # -- attribute definitions ---------------------------------------------------------------
@@ -341,7 +337,7 @@ class CustomersService(EventSourcedService):
     @api
     def define_attribute(self, actor, key, type, label, options=None) -> dict[str, Any]:
         args = load_args(
-            schemas.DefineAttributeArgs(),
+            schemas.DefineAttributeArgs,
             {"actor": actor, "key": key, "type": type, "label": label, "options": options},
         )
         customers = self._customers(args["actor"])
@@ -369,7 +365,7 @@ class CustomersService(EventSourcedService):
     ) -> dict[str, Any]:
         """An import begins: its columns are mapped (an unknown one refuses the import)."""
         args = load_args(
-            schemas.BeginImportArgs(),
+            schemas.BeginImportArgs,
             {
                 "actor": actor,
                 "import_id": import_id,
@@ -387,34 +383,34 @@ class CustomersService(EventSourcedService):
         """A batch of rows ``[{"row": n, "values": {column: text}}]``; answers the batch's
         counts (``created``, ``updated``, ``unchanged``, ``rejected``)."""
         args = load_args(
-            schemas.ImportRowsArgs(), {"actor": actor, "import_id": import_id, "rows": rows}
+            schemas.ImportRowsArgs, {"actor": actor, "import_id": import_id, "rows": rows}
         )
         return self._imports().rows(**args)
 
     @api
     def finish_import(self, actor, import_id, status, error=None) -> dict[str, Any]:
         args = load_args(
-            schemas.FinishImportArgs(),
+            schemas.FinishImportArgs,
             {"actor": actor, "import_id": import_id, "status": status, "error": error},
         )
         return self._imports().finish(**args)
 
     @api
     def get_import(self, viewer, import_id) -> dict[str, Any]:
-        args = load_args(schemas.ImportArgs(), {"viewer": viewer, "import_id": import_id})
+        args = load_args(schemas.ImportArgs, {"viewer": viewer, "import_id": import_id})
         return self._imports().get_import(**args)
 
     @api
     def list_imports(self, viewer, limit=50, cursor=None) -> dict[str, Any]:
         args = load_args(
-            schemas.ImportPageArgs(), {"viewer": viewer, "limit": limit, "cursor": cursor}
+            schemas.ImportPageArgs, {"viewer": viewer, "limit": limit, "cursor": cursor}
         )
         return self._imports().list_imports(**args)
 
     @api
     def import_rejections(self, viewer, import_id, limit=50, cursor=None) -> dict[str, Any]:
         args = load_args(
-            schemas.RejectionPageArgs(),
+            schemas.RejectionPageArgs,
             {"viewer": viewer, "import_id": import_id, "limit": limit, "cursor": cursor},
         )
         return self._imports().rejected_rows(**args)
@@ -422,7 +418,7 @@ class CustomersService(EventSourcedService):
     @api
     def revert_import(self, actor, import_id) -> dict[str, Any]:
         """Undo a finished import with new events (``services.customers.import_revert``)."""
-        args = load_args(schemas.RevertImportArgs(), {"actor": actor, "import_id": import_id})
+        args = load_args(schemas.RevertImportArgs, {"actor": actor, "import_id": import_id})
         return ImportRevert(self.db, self.context).revert(**args)
 
     # -- housekeeping --------------------------------------------------------------------------

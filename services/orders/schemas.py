@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.orders.domain import ACTION_EVENTS, MAX_AMOUNT, MAX_QUANTITY, STATUSES
 from shared.errors import BadRequest
+from shared.schemas import as_instance
 
 MONEY = validate.Range(min=0, max=MAX_AMOUNT)
 ORDER_SORTS = ("-placed_at", "placed_at", "-total", "total")
@@ -20,9 +21,9 @@ class Text(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).strip()
 
 
-def load(schema: Schema, payload: dict[str, Any]) -> dict[str, Any]:
+def load(schema: Schema | type[Schema], payload: dict[str, Any]) -> dict[str, Any]:
     try:
-        return schema.load(payload)
+        return as_instance(schema).load(payload)
     except ValidationError as exc:
         raise BadRequest.for_fields(exc.messages) from exc
 

@@ -128,14 +128,14 @@ class OrdersService(EventSourcedService):
     @api
     def create_product(self, actor, data) -> dict[str, Any]:
         access.require_manager(actor, "manage the catalogue")
-        data = load(schemas.ProductData(), data)
+        data = load(schemas.ProductData, data)
         product_id = self._write(lambda store: commands.create_product(store, data), actor)
         return self._read(lambda: views.get_product(self.db, product_id))
 
     @api
     def update_product(self, actor, product_id, changes, expected_version=None) -> dict[str, Any]:
         access.require_manager(actor, "manage the catalogue")
-        changes = load(schemas.ProductChanges(), changes)
+        changes = load(schemas.ProductChanges, changes)
         self._write(
             lambda store: commands.update_product(store, product_id, changes, expected_version),
             actor,
@@ -148,7 +148,7 @@ class OrdersService(EventSourcedService):
 
     @api
     def list_products(self, **query) -> dict[str, Any]:
-        args = load(schemas.ProductQuery(), query)
+        args = load(schemas.ProductQuery, query)
         return self._read(lambda: views.list_products(self.db, **args))
 
     # -- orders ------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class OrdersService(EventSourcedService):
     def place_order(self, actor, viewer, data, idempotency=None) -> dict[str, Any]:
         """With ``idempotency`` (``{"key", "hash"}`` from the gateway): a retry with the same
         key and request gets the order its first try placed, never a second order."""
-        data = load(schemas.OrderData(), data)
+        data = load(schemas.OrderData, data)
         data["customer_id"] = str(data["customer_id"])
 
         def place(store: Store) -> dict[str, Any]:
@@ -189,7 +189,7 @@ class OrdersService(EventSourcedService):
 
     @api
     def list_orders(self, viewer, **query) -> dict[str, Any]:
-        args = load(schemas.OrderQuery(), query)
+        args = load(schemas.OrderQuery, query)
         for name in ("customer_id", "product_id"):
             if args.get(name):
                 args[name] = str(args[name])
@@ -205,7 +205,7 @@ class OrdersService(EventSourcedService):
 
     @api
     def change_order_lines(self, actor, viewer, order_id, changes, expected_version=None) -> dict:
-        changes = load(schemas.LinesChange(), changes)
+        changes = load(schemas.LinesChange, changes)
         self._write(
             lambda store: commands.change_lines(
                 store, viewer, str(order_id), changes, expected_version
@@ -218,7 +218,7 @@ class OrdersService(EventSourcedService):
     def change_order_address(
         self, actor, viewer, order_id, delivery_address, expected_version=None
     ) -> dict:
-        args = load(schemas.AddressChange(), {"delivery_address": delivery_address})
+        args = load(schemas.AddressChange, {"delivery_address": delivery_address})
         self._write(
             lambda store: commands.change_address(
                 store, viewer, str(order_id), args["delivery_address"], expected_version
@@ -233,7 +233,7 @@ class OrdersService(EventSourcedService):
     ) -> dict[str, Any]:
         """fulfil, complete, cancel or return; 422 naming the state when not allowed."""
         args = load(
-            schemas.ActionArgs(),
+            schemas.ActionArgs,
             {"action": action, "reason": reason, "expected_version": expected_version},
         )
         self._write(
@@ -252,7 +252,7 @@ class OrdersService(EventSourcedService):
     @api
     def order_changes(self, viewer, **query) -> dict[str, Any]:
         """The changes feed: order events after a position, waiting up to ``wait`` (≤ 4) s."""
-        args = load(schemas.ChangesQuery(), query)
+        args = load(schemas.ChangesQuery, query)
         if args.get("order_id"):
             args["order_id"] = str(args["order_id"])
         return self._read(lambda: views.changes(self.db, viewer, **args))

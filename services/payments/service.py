@@ -125,14 +125,14 @@ class PaymentsService(EventSourcedService):
 
     @api
     def create_payment(self, actor, data, idempotency=None) -> dict[str, Any]:
-        data = load_rpc_payload(schemas.CreatePayment(), data)
+        data = load_rpc_payload(schemas.CreatePayment, data)
         return self._write(
             actor, "create_payment", idempotency, lambda c: c.create(actor, data, recorded=False)
         )
 
     @api
     def record_manual_payment(self, actor, data, idempotency=None) -> dict[str, Any]:
-        data = load_rpc_payload(schemas.ManualPayment(), data)
+        data = load_rpc_payload(schemas.ManualPayment, data)
         return self._write(
             actor, "record_manual_payment", idempotency, lambda c: c.create(actor, data, True)
         )
@@ -153,7 +153,7 @@ class PaymentsService(EventSourcedService):
     def refund_payment(
         self, actor, payment_id, amount=None, reason=None, idempotency=None
     ) -> dict[str, Any]:
-        args = load_rpc_payload(schemas.Refund(), {"amount": amount, "reason": reason})
+        args = load_rpc_payload(schemas.Refund, {"amount": amount, "reason": reason})
         return self._write(
             actor,
             f"refund_payment:{payment_id}",
@@ -181,7 +181,7 @@ class PaymentsService(EventSourcedService):
     @api
     def list_payments(self, order_id=None, status=None, method=None, limit=50, cursor=None):
         args = load_rpc_payload(
-            schemas.ListArgs(),
+            schemas.ListArgs,
             {
                 "order_id": order_id,
                 "status": status,

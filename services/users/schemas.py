@@ -13,6 +13,7 @@ from services.users.config import LANGUAGES, ROLES
 from services.users.events import UtcDateTime
 from services.users.passwords import MAX_INPUT_LENGTH
 from shared.errors import BadRequest
+from shared.schemas import as_instance
 
 ACTOR_KINDS = ("user", "api_key", "system")
 MAX_LIST_LIMIT = 200
@@ -273,7 +274,7 @@ class ListAuditArgs(Schema):
 
 
 def load_args(
-    schema: Schema,
+    schema: Schema | type[Schema],
     data: dict[str, Any],
     checks: Callable[[dict[str, Any]], dict[str, list[str]]] | None = None,
 ) -> dict[str, Any]:
@@ -281,7 +282,7 @@ def load_args(
     Every problem is reported at once as ``BadRequest`` ``{field: [messages]}``."""
     errors: dict[str, Any] = {}
     try:
-        loaded = schema.load(data)
+        loaded = as_instance(schema).load(data)
     except ValidationError as exc:
         errors = dict(exc.messages) if isinstance(exc.messages, dict) else {"_": exc.messages}
         loaded = exc.valid_data if isinstance(exc.valid_data, dict) else {}

@@ -28,6 +28,7 @@ from services.users.mfa import Mfa
 from services.users.schemas import load_args
 from shared.errors import CmsError, Unauthorized
 from shared.events import utcnow
+from shared.schemas import schema_instance
 from shared.service import EventSourcedService
 from shared.subscriptions import durable_event_handler
 
@@ -72,7 +73,7 @@ class UsersService(EventSourcedService):
     @api
     def ensure_admin(self, email, password, name="Administrator") -> dict[str, Any]:
         args = load_args(
-            schemas.EnsureAdminArgs(), {"email": email, "password": password, "name": name}
+            schemas.EnsureAdminArgs, {"email": email, "password": password, "name": name}
         )
         return Accounts(self.db, self.request_id).ensure_admin(**args)
 
@@ -81,7 +82,7 @@ class UsersService(EventSourcedService):
         self, actor, email, name, role, password, phone=None, language="zh-CN"
     ) -> dict[str, Any]:
         args = load_args(
-            schemas.CreateUserArgs(),
+            schemas.CreateUserArgs,
             {
                 "actor": actor,
                 "email": email,
@@ -98,7 +99,7 @@ class UsersService(EventSourcedService):
     @api
     def register(self, email, name, password, client_ip=None) -> dict[str, Any]:
         args = load_args(
-            schemas.RegisterArgs(),
+            schemas.RegisterArgs,
             {"email": email, "name": name, "password": password, "client_ip": client_ip},
             _password_check(),
         )
@@ -106,7 +107,7 @@ class UsersService(EventSourcedService):
 
     @api
     def get_user(self, user_id) -> dict[str, Any]:
-        args = load_args(schemas.UserIdArgs(), {"user_id": user_id})
+        args = load_args(schemas.UserIdArgs, {"user_id": user_id})
         try:
             return views.get_user(self.db.connection(), args["user_id"])
         finally:
@@ -115,7 +116,7 @@ class UsersService(EventSourcedService):
     @api
     def list_users(self, q=None, role=None, active=None, limit=50, cursor=None) -> dict[str, Any]:
         args = load_args(
-            schemas.ListUsersArgs(),
+            schemas.ListUsersArgs,
             {"q": q, "role": role, "active": active, "limit": limit, "cursor": cursor},
         )
         try:
@@ -126,7 +127,7 @@ class UsersService(EventSourcedService):
     @api
     def update_profile(self, actor, user_id, changes, expected_version=None) -> dict[str, Any]:
         args = load_args(
-            schemas.UpdateProfileArgs(),
+            schemas.UpdateProfileArgs,
             {
                 "actor": actor,
                 "user_id": user_id,
@@ -139,7 +140,7 @@ class UsersService(EventSourcedService):
     @api
     def change_password(self, actor, user_id, current_password, new_password) -> None:
         args = load_args(
-            schemas.ChangePasswordArgs(),
+            schemas.ChangePasswordArgs,
             {
                 "actor": actor,
                 "user_id": user_id,
@@ -152,33 +153,31 @@ class UsersService(EventSourcedService):
     @api
     def reset_password(self, actor, user_id, new_password) -> None:
         args = load_args(
-            schemas.ResetPasswordArgs(),
+            schemas.ResetPasswordArgs,
             {"actor": actor, "user_id": user_id, "new_password": new_password},
         )
         Accounts(self.db, self.request_id).reset_password(**args)
 
     @api
     def change_role(self, actor, user_id, role) -> dict[str, Any]:
-        args = load_args(
-            schemas.ChangeRoleArgs(), {"actor": actor, "user_id": user_id, "role": role}
-        )
+        args = load_args(schemas.ChangeRoleArgs, {"actor": actor, "user_id": user_id, "role": role})
         return Accounts(self.db, self.request_id).change_role(**args)
 
     @api
     def deactivate(self, actor, user_id) -> dict[str, Any]:
-        args = load_args(schemas.ActorUserArgs(), {"actor": actor, "user_id": user_id})
+        args = load_args(schemas.ActorUserArgs, {"actor": actor, "user_id": user_id})
         return Accounts(self.db, self.request_id).deactivate(**args)
 
     @api
     def reactivate(self, actor, user_id) -> dict[str, Any]:
-        args = load_args(schemas.ActorUserArgs(), {"actor": actor, "user_id": user_id})
+        args = load_args(schemas.ActorUserArgs, {"actor": actor, "user_id": user_id})
         return Accounts(self.db, self.request_id).reactivate(**args)
 
     @api
     def erase_user(self, actor, user_id) -> dict[str, Any]:
         """Erase a user's personal data (admins only: the gateway checks). Answers the user as
         the read model now has them: placeholders, inactive, ``erased_at`` set."""
-        args = load_args(schemas.ActorUserArgs(), {"actor": actor, "user_id": user_id})
+        args = load_args(schemas.ActorUserArgs, {"actor": actor, "user_id": user_id})
         return Accounts(self.db, self.request_id).erase(**args)
 
     # -- sign-in -----------------------------------------------------------------------------
@@ -186,7 +185,7 @@ class UsersService(EventSourcedService):
     @api
     def login(self, email, password, client_ip=None, otp=None, user_agent=None) -> dict[str, Any]:
         args = load_args(
-            schemas.LoginArgs(),
+            schemas.LoginArgs,
             {
                 "email": email,
                 "password": password,
@@ -200,19 +199,19 @@ class UsersService(EventSourcedService):
     @api
     def refresh(self, refresh_token, client_ip=None) -> dict[str, Any]:
         args = load_args(
-            schemas.RefreshArgs(), {"refresh_token": refresh_token, "client_ip": client_ip}
+            schemas.RefreshArgs, {"refresh_token": refresh_token, "client_ip": client_ip}
         )
         return Auth(self.db, self.request_id).refresh(**args)
 
     @api
     def logout(self, refresh_token) -> None:
-        args = load_args(schemas.LogoutArgs(), {"refresh_token": refresh_token})
+        args = load_args(schemas.LogoutArgs, {"refresh_token": refresh_token})
         Auth(self.db, self.request_id).logout(**args)
 
     @api
     def authenticate(self, access_token) -> dict[str, Any]:
         try:
-            args = schemas.AuthenticateArgs().load({"access_token": access_token})
+            args = schema_instance(schemas.AuthenticateArgs).load({"access_token": access_token})
         except ValidationError:  # a credential of the wrong shape is no credential: 401
             raise Unauthorized("invalid access token", {"code": "token_invalid"}) from None
         return Auth(self.db, self.request_id).authenticate(**args)
@@ -220,7 +219,7 @@ class UsersService(EventSourcedService):
     @api
     def authenticate_api_key(self, key) -> dict[str, Any]:
         try:
-            args = schemas.AuthenticateApiKeyArgs().load({"key": key})
+            args = schema_instance(schemas.AuthenticateApiKeyArgs).load({"key": key})
         except ValidationError:
             raise Unauthorized("invalid API key", {"code": "api_key_invalid"}) from None
         return ApiKeys(self.db, self.request_id).authenticate(**args)
@@ -229,20 +228,20 @@ class UsersService(EventSourcedService):
 
     @api
     def totp_begin(self, actor, user_id) -> dict[str, Any]:
-        args = load_args(schemas.ActorUserArgs(), {"actor": actor, "user_id": user_id})
+        args = load_args(schemas.ActorUserArgs, {"actor": actor, "user_id": user_id})
         return Mfa(self.db, self.request_id).begin(**args)
 
     @api
     def totp_confirm(self, actor, user_id, code) -> dict[str, Any]:
         args = load_args(
-            schemas.TotpConfirmArgs(), {"actor": actor, "user_id": user_id, "code": code}
+            schemas.TotpConfirmArgs, {"actor": actor, "user_id": user_id, "code": code}
         )
         return Mfa(self.db, self.request_id).confirm(**args)
 
     @api
     def totp_disable(self, actor, user_id, password) -> None:
         args = load_args(
-            schemas.TotpDisableArgs(), {"actor": actor, "user_id": user_id, "password": password}
+            schemas.TotpDisableArgs, {"actor": actor, "user_id": user_id, "password": password}
         )
         Mfa(self.db, self.request_id).disable(**args)
 
@@ -254,14 +253,14 @@ class UsersService(EventSourcedService):
 
     @api
     def update_security_settings(self, actor, changes) -> dict[str, Any]:
-        args = load_args(schemas.UpdateSecuritySettingsArgs(), {"actor": actor, "changes": changes})
+        args = load_args(schemas.UpdateSecuritySettingsArgs, {"actor": actor, "changes": changes})
         return SecuritySettings(self.db, self.request_id).update(**args)
 
     # -- API keys ----------------------------------------------------------------------------
 
     @api
     def create_api_key(self, actor, name, role) -> dict[str, Any]:
-        args = load_args(schemas.CreateApiKeyArgs(), {"actor": actor, "name": name, "role": role})
+        args = load_args(schemas.CreateApiKeyArgs, {"actor": actor, "name": name, "role": role})
         return ApiKeys(self.db, self.request_id).create(**args)
 
     @api
@@ -270,14 +269,14 @@ class UsersService(EventSourcedService):
 
     @api
     def revoke_api_key(self, actor, key_id) -> dict[str, Any]:
-        args = load_args(schemas.RevokeApiKeyArgs(), {"actor": actor, "key_id": key_id})
+        args = load_args(schemas.RevokeApiKeyArgs, {"actor": actor, "key_id": key_id})
         return ApiKeys(self.db, self.request_id).revoke(**args)
 
     # -- audit log ---------------------------------------------------------------------------
 
     @api
     def record_audit(self, entry) -> None:
-        args = load_args(schemas.RecordAuditArgs(), {"entry": entry})
+        args = load_args(schemas.RecordAuditArgs, {"entry": entry})
         AuditLog(self.db).record(args["entry"])
 
     @durable_event_handler("gateway", AUDIT_ENTRY, batched=True)
@@ -288,7 +287,7 @@ class UsersService(EventSourcedService):
         valid = []
         for entry in entries:
             try:
-                valid.append(load_args(schemas.RecordAuditArgs(), {"entry": entry})["entry"])
+                valid.append(load_args(schemas.RecordAuditArgs, {"entry": entry})["entry"])
             except CmsError as exc:
                 entry_id = entry.get("entry_id") if isinstance(entry, dict) else None
                 log.error("audit entry %s refused: %s", entry_id, exc)
@@ -308,7 +307,7 @@ class UsersService(EventSourcedService):
         cursor=None,
     ) -> dict[str, Any]:
         args = load_args(
-            schemas.ListAuditArgs(),
+            schemas.ListAuditArgs,
             {
                 "actor_id": actor_id,
                 "action": action,
