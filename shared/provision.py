@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-from collections.abc import Iterable
+import random
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from amqp.exceptions import PreconditionFailed
@@ -20,6 +22,7 @@ from nameko.standalone.events import get_event_exchange
 from psycopg2 import sql
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from shared import migrations
@@ -106,6 +109,26 @@ def install_extensions(settings: Settings, roles: Iterable[str]) -> None:
         engine.dispose()
 
 
+#: A role is one for the whole PostgreSQL cluster: two provisioning runs at once (parallel test
+#: groups, each with a database of its own) can change the same role's catalogue row at the
+#: same moment, and PostgreSQL refuses the second with "tuple concurrently updated". Each
+#: statement is idempotent, so it is run again.
+CATALOGUE_RACE = "tuple concurrently updated"
+CATALOGUE_RACE_ATTEMPTS = 10
+
+
+def _retrying_catalogue_races(statement: Callable[[], object]) -> None:
+    for attempt in range(1, CATALOGUE_RACE_ATTEMPTS + 1):
+        try:
+            statement()
+            return
+        except DBAPIError as exc:
+            if CATALOGUE_RACE not in str(exc) or attempt == CATALOGUE_RACE_ATTEMPTS:
+                raise
+            log.info("catalogue race (%s); running the statement again", CATALOGUE_RACE)
+            time.sleep(random.uniform(0, 0.02 * attempt))  # runs apart
+
+
 def create_role_and_schema(settings: Settings, service: str) -> None:
     """One login role per service that owns one schema of the same name; the database is
     closed to everyone else, so a role cannot read another service's schema."""
@@ -116,7 +139,9 @@ def create_role_and_schema(settings: Settings, service: str) -> None:
             raw = conn.connection.dbapi_connection
 
             def run(statement: sql.Composable, **params: object) -> None:
-                conn.exec_driver_sql(statement.as_string(raw), params or None)
+                _retrying_catalogue_races(
+                    lambda: conn.exec_driver_sql(statement.as_string(raw), params or None)
+                )
 
             exists = conn.execute(
                 text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}
