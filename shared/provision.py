@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-import random
-import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from amqp.exceptions import PreconditionFailed
@@ -22,7 +22,6 @@ from nameko.standalone.events import get_event_exchange
 from psycopg2 import sql
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from shared import migrations
@@ -109,24 +108,26 @@ def install_extensions(settings: Settings, roles: Iterable[str]) -> None:
         engine.dispose()
 
 
-#: A role is one for the whole PostgreSQL cluster: two provisioning runs at once (parallel test
-#: groups, each with a database of its own) can change the same role's catalogue row at the
-#: same moment, and PostgreSQL refuses the second with "tuple concurrently updated". Each
-#: statement is idempotent, so it is run again.
-CATALOGUE_RACE = "tuple concurrently updated"
-CATALOGUE_RACE_ATTEMPTS = 10
+#: The advisory lock (in the ``postgres`` database, which every provisioning run reaches, for an
+#: advisory lock is per database) under which a run changes its roles. A role is one for the
+#: whole PostgreSQL cluster: two runs at once (parallel test groups, each with a database of
+#: its own) changing the same role's row at the same moment made PostgreSQL refuse one with
+#: "tuple concurrently updated".
+ROLES_LOCK = zlib.crc32(b"cms.provision.roles") - 2**31
 
 
-def _retrying_catalogue_races(statement: Callable[[], object]) -> None:
-    for attempt in range(1, CATALOGUE_RACE_ATTEMPTS + 1):
-        try:
-            statement()
-            return
-        except DBAPIError as exc:
-            if CATALOGUE_RACE not in str(exc) or attempt == CATALOGUE_RACE_ATTEMPTS:
-                raise
-            log.info("catalogue race (%s); running the statement again", CATALOGUE_RACE)
-            time.sleep(random.uniform(0, 0.02 * attempt))  # runs apart
+@contextmanager
+def _roles_locked(settings: Settings) -> Iterator[None]:
+    engine = _admin_engine(settings.admin_url, "postgres")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ROLES_LOCK})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ROLES_LOCK})
+    finally:
+        engine.dispose()
 
 
 def create_role_and_schema(settings: Settings, service: str) -> None:
@@ -135,13 +136,11 @@ def create_role_and_schema(settings: Settings, service: str) -> None:
     role = settings.role_name(service)
     engine = _admin_engine(settings.admin_url)
     try:
-        with engine.connect() as conn:
+        with _roles_locked(settings), engine.connect() as conn:
             raw = conn.connection.dbapi_connection
 
             def run(statement: sql.Composable, **params: object) -> None:
-                _retrying_catalogue_races(
-                    lambda: conn.exec_driver_sql(statement.as_string(raw), params or None)
-                )
+                conn.exec_driver_sql(statement.as_string(raw), params or None)
 
             exists = conn.execute(
                 text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}
