@@ -267,7 +267,15 @@ def parse_json_body(request: Request) -> Any:
 
 
 def query_dict(request: Request) -> dict[str, Any]:
-    return {key: values[-1] for key, values in request.args.lists()}
+    """The query's parameters, the last of each name. A query that is not UTF-8 (a client that
+    sent raw bytes instead of percent-encoding them, or cut a character in two) is a 400."""
+    try:
+        return {key: values[-1] for key, values in request.args.lists()}
+    except UnicodeDecodeError as exc:
+        raise BadRequest.for_fields(
+            {"query": ["Must be UTF-8, percent-encoded (%E5%BC%A0 for 张)."]},
+            "the query string is not UTF-8",
+        ) from exc
 
 
 def rate_limited(retry_after: int) -> Response:

@@ -1,6 +1,8 @@
 """API conventions that hold for every request: problem+json, request ids, size limits,
 security headers, the OpenAPI document, and 503 when a service does not answer."""
 
+import json
+import socket
 import time
 import uuid
 
@@ -139,3 +141,31 @@ def test_a_service_that_is_not_running_is_a_503(runner_factory, gateway_config):
         f"{base}/api/v1/me", headers={"Authorization": "Bearer abc"}, timeout=10
     )
     assert "users" in _problem(response, 503)["detail"]
+
+
+def _raw(gateway: str, request_line: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """A request with bytes ``requests`` would percent-encode, sent as they are."""
+    host, port = gateway.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(
+            request_line
+            + b"\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + b"Content-Length: %d\r\n\r\n" % len(body)
+            + body
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), payload
+
+
+def test_a_query_that_is_not_utf8_is_a_400_naming_the_query(gateway):
+    """curl sends ``?q=张`` as raw bytes (and the server received them cut short): a 400
+    naming the query, not a 500."""
+    login = b'{"email": "a@b.co", "password": "x"}'
+    for query in (b"q=\xe5\xbc", b"q=\xff", b"q=%E5%BC%A0&x=\xe5"):
+        status, payload = _raw(gateway, b"POST /api/v1/auth/login?" + query + b" HTTP/1.1", login)
+        body = json.loads(payload)
+        assert status == 400 and body["status"] == 400, payload
+        assert list(body["errors"]) == ["query"]
