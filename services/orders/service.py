@@ -292,10 +292,7 @@ class OrdersService(EventSourcedService):
         """Apply now the customers events this replica has not seen yet. The gateway calls it
         after it archives, merges or erases a customer, so that an order placed right after
         that answer is refused, not accepted in the moment before the live event arrives."""
-        try:
-            return {"applied": self._catch_up_customers_now()}
-        finally:
-            self.db.rollback()
+        return {"applied": self._read(self._catch_up_customers_now)}
 
     def _customer_event(self, envelope: dict[str, Any]) -> None:
         catch_up_first(self.db, replica.CONSUMER, envelope, self._catch_up_customers)
