@@ -45,18 +45,15 @@ def run_idempotent(
         )
     conn = session.connection()
     params = {"principal": principal, "key": key, "ttl": KEY_TTL}
-    conn.execute(
-        text(
-            "DELETE FROM idempotency_keys WHERE principal = :principal AND key = :key "
-            "AND created_at < now() - :ttl"
-        ),
-        params,
-    )
+    # One round trip: a new key is inserted; a key past its time to live is taken over as
+    # if it were new; a live key is left alone and nothing is returned.
     inserted = conn.execute(
         text(
             "INSERT INTO idempotency_keys (principal, key, operation, body_hash, response) "
             "VALUES (:principal, :key, :operation, :hash, 'null'::jsonb) "
-            "ON CONFLICT (principal, key) DO NOTHING RETURNING 1"
+            "ON CONFLICT (principal, key) DO UPDATE SET operation = EXCLUDED.operation, "
+            "body_hash = EXCLUDED.body_hash, response = EXCLUDED.response, created_at = now() "
+            "WHERE idempotency_keys.created_at < now() - :ttl RETURNING 1"
         ),
         {**params, "operation": operation, "hash": body_hash},
     ).scalar()

@@ -1,12 +1,16 @@
-"""Test helpers that need no service code: a TCP proxy that can cut a connection on demand."""
+"""Test helpers that need no service code: a TCP proxy that can cut a connection on demand,
+and a count of the statements an engine sends."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Iterator
 
 import eventlet
 from eventlet.green import socket as green_socket
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 
 class TcpProxy:
@@ -101,3 +105,19 @@ class TcpProxy:
 
     def stop(self) -> None:
         self.cut()
+
+
+@contextlib.contextmanager
+def statements_sent(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements ``engine`` sends to the database inside the block, in order: one
+    entry per round trip (an ``executemany`` counts once)."""
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        sent.append(" ".join(statement.split())[:120])
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

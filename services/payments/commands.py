@@ -142,28 +142,22 @@ class PaymentCommands:
             raise payment_not_found(payment_id)
         return row
 
-    def load(self, payment_id: str) -> tuple[Payment, Row, Row]:
-        """``(payment, its row, its order's row)``, order first, both locked."""
-        unlocked = self._payment_row(payment_id)
-        order = self.lock_order(str(unlocked.order_id))
+    def load(self, payment_id: str, order_id: str | None = None) -> tuple[Payment, Row, Row]:
+        """``(payment, its row, its order's row)``, order first, both locked. ``order_id``:
+        the payment's order, when the caller has read it already."""
+        if order_id is None:
+            order_id = str(self._payment_row(payment_id).order_id)
+        order = self.lock_order(order_id)
         row = self._payment_row(payment_id, lock=True)
         events = self.store.load_stream(str(row.id))
         return Payment.from_events(str(row.id), events), row, order
 
-    def record(self, payment: Payment, changes: list[Change], **columns: Any) -> None:
-        """Append ``changes``, fold them into ``payment``, and update its row (and the money
-        movements reconciliation reads)."""
-        events = [
-            registry.new_event(event_type, payload, occurred_at=self.now)
-            for event_type, payload in changes
-        ]
-        recorded = self.store.append(
-            PAYMENT_STREAM, payment.id, events, payment.version, self.metadata
-        )
-        for event in recorded:
-            payment.apply(event.type, event.payload, event.occurred_at)
-            if event.type in ("payment.captured", "payment.refunded"):
-                self._movement(payment, event.type, event.payload, columns)
+    def record(
+        self, payment: Payment, changes: list[Change], reference: str | None = None, **columns: Any
+    ) -> Row:
+        """Append ``changes``, fold them into ``payment``, and update its row; the row as
+        written. ``reference``: the provider's reference of a capture or a refund in them."""
+        self._append(payment, changes, reference)
         if payment.status != PENDING:
             columns.setdefault("next_action", None)
         columns.update(
@@ -177,21 +171,34 @@ class PaymentCommands:
         )
         if "next_action" in columns and columns["next_action"] is not None:
             columns["next_action"] = json.dumps(columns["next_action"])
-        columns.pop("refund_reference", None)
         assignments = ", ".join(
             f"{key} = CAST(:{key} AS jsonb)"
             if key in ("refunds", "next_action")
             else f"{key} = :{key}"
             for key in columns
         )
-        statement = f"UPDATE payments SET {assignments} WHERE id = :id"  # noqa: S608 - our keys
-        self.conn.execute(text(statement), {**columns, "id": payment.id})
+        statement = f"UPDATE payments SET {assignments} WHERE id = :id RETURNING *"  # noqa: S608
+        return self.conn.execute(text(statement), {**columns, "id": payment.id}).one()
+
+    def _append(self, payment: Payment, changes: list[Change], reference: str | None) -> None:
+        """Append ``changes`` to the payment's stream and fold them into ``payment``; a
+        capture or a refund among them is also written as a money movement."""
+        events = [
+            registry.new_event(event_type, payload, occurred_at=self.now)
+            for event_type, payload in changes
+        ]
+        recorded = self.store.append(
+            PAYMENT_STREAM, payment.id, events, payment.version, self.metadata
+        )
+        for event in recorded:
+            payment.apply(event.type, event.payload, event.occurred_at)
+            if event.type in ("payment.captured", "payment.refunded"):
+                self._movement(payment, event.type, event.payload, reference)
 
     def _movement(
-        self, payment: Payment, event_type: str, payload: dict, columns: dict[str, Any]
+        self, payment: Payment, event_type: str, payload: dict, reference: str | None
     ) -> None:
         refund = event_type == "payment.refunded"
-        reference = columns.get("refund_reference") if refund else self._provider_reference(payment)
         self.conn.execute(
             text(
                 "INSERT INTO payment_movements (payment_id, kind, refund_id, provider, "
@@ -211,14 +218,6 @@ class PaymentCommands:
                 "at": self.now,
             },
         )
-
-    def _provider_reference(self, payment: Payment) -> str | None:
-        return self.conn.execute(
-            text("SELECT provider_reference FROM payments WHERE id = :id"), {"id": payment.id}
-        ).scalar()
-
-    def _view(self, payment_id: str) -> dict[str, Any]:
-        return payment_view(self._payment_row(payment_id))
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -275,15 +274,22 @@ class PaymentCommands:
             payment.currency,
             result.card,
         )
-        self.conn.execute(
+        self._append(payment, changes, None)
+        if result.outcome == CAPTURED:
+            self._append(payment, payment.authorize_and_capture(self.now), result.reference)
+        pending = payment.status == PENDING
+        # the row written once, as the events left it, and answered from what was written
+        row = self.conn.execute(
             text(
                 "INSERT INTO payments (id, order_id, customer_id, method, provider, amount, "
-                "currency, status, capture_method, card_token, card_brand, card_last4, "
-                "provider_reference, next_action, reference, expires_at, created_by, "
-                "created_at, updated_at, version) VALUES (:id, :order_id, :customer_id, "
-                ":method, :provider, :amount, :currency, 'pending', :capture_method, :token, "
-                ":brand, :last4, :provider_reference, CAST(:next_action AS jsonb), :reference, "
-                ":expires_at, :created_by, :now, :now, 0)"
+                "currency, status, captured_amount, refunded_amount, failure_reason, refunds, "
+                "capture_method, card_token, card_brand, card_last4, provider_reference, "
+                "next_action, reference, expires_at, created_by, created_at, updated_at, "
+                "version) VALUES (:id, :order_id, :customer_id, :method, :provider, :amount, "
+                ":currency, :status, :captured, :refunded, :failure_reason, "
+                "CAST(:refunds AS jsonb), :capture_method, :token, :brand, :last4, "
+                ":provider_reference, CAST(:next_action AS jsonb), :reference, :expires_at, "
+                ":created_by, :now, :now, :version) RETURNING *"
             ),
             {
                 "id": payment_id,
@@ -293,22 +299,29 @@ class PaymentCommands:
                 "provider": provider.name,
                 "amount": payment.amount,
                 "currency": payment.currency,
+                "status": payment.status,
+                "captured": payment.captured_amount,
+                "refunded": payment.refunded_amount,
+                "failure_reason": payment.failure_reason,
+                "refunds": json.dumps(payment.refunds),
                 "capture_method": data.get("capture_method") or "automatic",
                 "token": (result.card or {}).get("token"),
                 "brand": (result.card or {}).get("brand"),
                 "last4": (result.card or {}).get("last4"),
                 "provider_reference": result.reference,
-                "next_action": json.dumps(result.next_action) if result.next_action else None,
+                "next_action": json.dumps(result.next_action)
+                if pending and result.next_action
+                else None,
                 "reference": data.get("reference"),
-                "expires_at": self.now + timedelta(seconds=self.config.pending_ttl_seconds),
+                "expires_at": self.now + timedelta(seconds=self.config.pending_ttl_seconds)
+                if pending
+                else None,
                 "created_by": actor.get("id"),
                 "now": self.now,
+                "version": payment.version,
             },
-        )
-        self.record(payment, changes)
-        if result.outcome == CAPTURED:
-            self.record(payment, payment.authorize_and_capture(self.now), expires_at=None)
-        return self._view(payment_id)
+        ).one()
+        return payment_view(row)
 
     def capture(self, payment_id: str) -> dict:
         payment, row, _ = self.load(payment_id)
@@ -317,8 +330,7 @@ class PaymentCommands:
         self.providers[payment.provider].capture(
             self.conn, payment, row.provider_reference, self.now
         )
-        self.record(payment, payment.capture(self.now))
-        return self._view(payment.id)
+        return payment_view(self.record(payment, payment.capture(self.now), row.provider_reference))
 
     def cancel(self, payment_id: str, reason: str) -> dict:
         payment, row, _ = self.load(payment_id)
@@ -327,21 +339,19 @@ class PaymentCommands:
         self.providers[payment.provider].cancel(
             self.conn, payment, row.provider_reference, self.now
         )
-        self.record(payment, payment.cancel(reason))
-        return self._view(payment.id)
+        return payment_view(self.record(payment, payment.cancel(reason)))
 
     def refund(self, payment_id: str, amount: int | None, reason: str) -> dict:
         payment, row, _ = self.load(payment_id)
-        self._refund(payment, row, amount, reason)
-        return self._view(payment.id)
+        return payment_view(self._refund(payment, row, amount, reason))
 
-    def _refund(self, payment: Payment, row: Row, amount: int | None, reason: str) -> None:
+    def _refund(self, payment: Payment, row: Row, amount: int | None, reason: str) -> Row:
         amount = payment.refundable if amount is None else amount
         changes = payment.refund(str(uuid.uuid4()), amount, reason)  # checks the cap first
         reference = self.providers[payment.provider].refund(
             self.conn, payment, row.provider_reference, amount, self.now
         )
-        self.record(payment, changes, refund_reference=reference)
+        return self.record(payment, changes, reference)
 
     def confirm(self, payment_id: str) -> dict:
         payment, row, _ = self.load(payment_id)
@@ -353,8 +363,7 @@ class PaymentCommands:
         self.providers[payment.provider].confirm(
             self.conn, payment, row.provider_reference, self.now
         )
-        self._set_next_action(payment.id, {"type": "processing"})
-        return self._view(payment.id)
+        return payment_view(self._set_next_action(payment.id, {"type": "processing"}))
 
     def simulate_scan(self, payment_id: str) -> dict:
         payment, row, _ = self.load(payment_id)
@@ -366,14 +375,16 @@ class PaymentCommands:
         self.providers[payment.provider].simulate(
             self.conn, payment, row.provider_reference, self.now
         )
-        self._set_next_action(payment.id, {"type": "processing"})
-        return self._view(payment.id)
+        return payment_view(self._set_next_action(payment.id, {"type": "processing"}))
 
-    def _set_next_action(self, payment_id: str, action: dict | None) -> None:
-        self.conn.execute(
-            text("UPDATE payments SET next_action = CAST(:action AS jsonb) WHERE id = :id"),
+    def _set_next_action(self, payment_id: str, action: dict | None) -> Row:
+        return self.conn.execute(
+            text(
+                "UPDATE payments SET next_action = CAST(:action AS jsonb) WHERE id = :id "
+                "RETURNING *"
+            ),
             {"id": payment_id, "action": json.dumps(action) if action else None},
-        )
+        ).one()
 
     def webhook(self, provider_name: str, event: WebhookEvent) -> dict[str, Any]:
         """Apply a verified provider event once (by its event id)."""
@@ -387,11 +398,19 @@ class PaymentCommands:
         ).scalar()
         if not inserted:
             return {"status": "duplicate", "event_id": event.event_id}
-        payment_id = self.conn.execute(
-            text("SELECT id FROM payments WHERE provider = :p AND provider_reference = :ref"),
+        found = self.conn.execute(
+            text(
+                "SELECT id, order_id FROM payments "
+                "WHERE provider = :p AND provider_reference = :ref"
+            ),
             {"p": provider_name, "ref": event.reference},
-        ).scalar()
-        outcome = self._apply_webhook(str(payment_id), event) if payment_id else "unknown_payment"
+        ).one_or_none()
+        payment_id = found.id if found else None
+        outcome = (
+            self._apply_webhook(str(found.id), str(found.order_id), event)
+            if found
+            else "unknown_payment"
+        )
         self.conn.execute(
             text(
                 "UPDATE provider_webhook_events SET outcome = :outcome, payment_id = :payment "
@@ -406,8 +425,8 @@ class PaymentCommands:
         )
         return {"status": outcome, "event_id": event.event_id}
 
-    def _apply_webhook(self, payment_id: str, event: WebhookEvent) -> str:
-        payment, row, order = self.load(payment_id)
+    def _apply_webhook(self, payment_id: str, order_id: str, event: WebhookEvent) -> str:
+        payment, row, order = self.load(payment_id, order_id)
         if event.amount != payment.amount or event.currency != payment.currency:
             return "amount_mismatch"
         if payment.status != PENDING:
@@ -415,16 +434,14 @@ class PaymentCommands:
         if event.type == "failed":
             self.record(payment, payment.fail(event.reason or "declined"))
             return "failed"
-        if event.type == "authorized":
+        if event.type == "authorized" and row.capture_method != "automatic":
             self.record(payment, payment.authorize())
-            if row.capture_method != "automatic":
-                return "authorized"
+            return "authorized"
+        if event.type == "authorized":  # captured at once: both events in one append
             self.providers[payment.provider].capture(
                 self.conn, payment, row.provider_reference, self.now
             )
-            self.record(payment, payment.capture(self.now))
-        else:
-            self.record(payment, payment.authorize_and_capture(self.now))
+        self.record(payment, payment.authorize_and_capture(self.now), row.provider_reference)
         if order.status not in PAYABLE:  # the order went away while the money was on its way
             self._refund(payment, row, None, f"order_{order.status}")
             return "captured_and_refunded"

@@ -214,6 +214,8 @@ class SandboxProvider:
     def _authorise_later(
         self, conn: Connection, payment: Payment, reference: str, now: datetime
     ) -> None:
+        """The authorisation's webhook (or, at the failure rate, a decline), scheduled; the
+        charge's ledger row must already be ``processing``."""
         if self._failing():
             self._schedule(
                 conn,
@@ -226,7 +228,6 @@ class SandboxProvider:
             )
         else:
             self._schedule(conn, payment, reference, "authorized", "authorized", now + self.latency)
-        self._set_status(conn, reference, "processing")
 
     # -- the provider interface --------------------------------------------------------------
 
@@ -305,6 +306,7 @@ class SandboxProvider:
             raise RuleViolation(
                 "this payment needs no confirmation", {"code": "no_confirmation_needed"}
             )
+        self._set_status(conn, reference, "processing")
         self._authorise_later(conn, payment, reference, now)
 
     def simulate(self, conn: Connection, payment: Payment, reference: str, now: datetime) -> None:
@@ -327,11 +329,18 @@ class SandboxProvider:
         self._set_status(conn, reference, "processing")
 
     def capture(self, conn: Connection, payment: Payment, reference: str, now: datetime) -> None:
-        if self._ledger(conn, reference).status != "authorized":
+        captured = conn.execute(
+            text(
+                "UPDATE sandbox_ledger SET status = 'succeeded', settled_at = :now "
+                "WHERE reference = :ref AND status = 'authorized' RETURNING 1"
+            ),
+            {"ref": reference, "now": now},
+        ).scalar()
+        if not captured:
+            self._ledger(conn, reference)  # an unknown charge is refused as one
             raise RuleViolation(
                 "the sandbox holds no authorisation to capture", {"code": "not_authorized"}
             )
-        self._set_status(conn, reference, "succeeded", settled_at=now)
 
     def cancel(self, conn: Connection, payment: Payment, reference: str, now: datetime) -> None:
         row = self._ledger(conn, reference)
