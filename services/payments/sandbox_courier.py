@@ -69,42 +69,41 @@ class Courier:
                 ),
                 {"batch": BATCH},
             ).all()
-            due = []
+            due, cancelled = [], []
             for row in rows:
                 if row.attempts == 0 and row.ledger_status:
-                    status = conn.execute(
-                        text("SELECT status FROM sandbox_ledger WHERE reference = :ref FOR UPDATE"),
-                        {"ref": row.charge_reference},
-                    ).scalar()
-                    if status == "voided":
-                        conn.execute(
-                            text(
-                                "UPDATE sandbox_webhooks SET cancelled = true WHERE event_id = :id"
-                            ),
-                            {"id": row.event_id},
-                        )
-                        continue
-                    conn.execute(
+                    # the outcome happens now, unless the merchant voided the charge meanwhile
+                    moved = conn.execute(
                         text(
                             "UPDATE sandbox_ledger SET status = :status, failure_reason = "
                             "CASE WHEN :status = 'declined' THEN :reason ELSE failure_reason END, "
                             "settled_at = CASE WHEN :status = 'succeeded' THEN now() "
-                            "ELSE settled_at END WHERE reference = :ref"
+                            "ELSE settled_at END WHERE reference = :ref AND status <> 'voided' "
+                            "RETURNING 1"
                         ),
                         {
                             "status": row.ledger_status,
                             "reason": json.loads(row.body)["data"].get("failure_reason"),
                             "ref": row.charge_reference,
                         },
-                    )
+                    ).scalar()
+                    if not moved:
+                        cancelled.append(row.event_id)
+                        continue
+                due.append((row.event_id, row.body, row.attempts + 1, row.charge_reference))
+            if cancelled:
+                conn.execute(
+                    text("UPDATE sandbox_webhooks SET cancelled = true WHERE event_id = ANY(:ids)"),
+                    {"ids": cancelled},
+                )
+            if due:
                 conn.execute(
                     text(
                         "UPDATE sandbox_webhooks SET attempts = attempts + 1, "
-                        "deliver_after = now() + :lease WHERE event_id = :id"
+                        "deliver_after = now() + :lease WHERE event_id = ANY(:ids)"
                     ),
-                    {"id": row.event_id, "lease": LEASE},
+                    {"ids": [event_id for event_id, *_ in due], "lease": LEASE},
                 )
-                due.append((row.event_id, row.body, row.attempts + 1, row.charge_reference))
             return due
 
     def send(self, event_id: str, body: str, attempt: int) -> bool:
@@ -118,13 +117,6 @@ class Courier:
                 timeout=10,
             )
             if 200 <= response.status_code < 300:
-                with self.engine.begin() as conn:
-                    conn.execute(
-                        text(
-                            "UPDATE sandbox_webhooks SET delivered_at = now() WHERE event_id = :id"
-                        ),
-                        {"id": event_id},
-                    )
                 return True
             error = f"HTTP {response.status_code}: {response.text[:200]}"
         except requests.RequestException as exc:
@@ -142,19 +134,32 @@ class Courier:
         return False
 
     def send_all(self, batch: list[tuple[str, str, int, str | None]]) -> None:
-        """Deliver a claimed batch, :data:`SENDERS` at a time, each charge's in order."""
+        """Deliver a claimed batch, :data:`SENDERS` at a time, each charge's in order, and
+        mark what was delivered in one statement (one not marked, if this process dies
+        first, is sent again when its lease ends: the receiver takes it once by its id)."""
         by_charge: dict[str, list[tuple[str, str, int]]] = {}
         for event_id, body, attempt, charge in batch:
             by_charge.setdefault(charge or event_id, []).append((event_id, body, attempt))
+        delivered: list[str] = []
         pool = eventlet.GreenPool(SENDERS)
         for deliveries in by_charge.values():
-            pool.spawn_n(self._send_in_order, deliveries)
+            pool.spawn_n(self._send_in_order, deliveries, delivered)
         pool.waitall()
+        if delivered:
+            self.mark_delivered(delivered)
 
-    def _send_in_order(self, deliveries: list[tuple[str, str, int]]) -> None:
+    def _send_in_order(self, deliveries: list[tuple[str, str, int]], delivered: list[str]) -> None:
         for event_id, body, attempt in deliveries:
             if not self.send(event_id, body, attempt):
                 return  # the rest wait for the next claim, after this one's backoff
+            delivered.append(event_id)
+
+    def mark_delivered(self, event_ids: list[str]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE sandbox_webhooks SET delivered_at = now() WHERE event_id = ANY(:ids)"),
+                {"ids": event_ids},
+            )
 
     def next_due_in(self) -> float:
         with self.engine.connect() as conn:

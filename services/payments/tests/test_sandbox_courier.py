@@ -10,7 +10,7 @@ from services.payments.sandbox_courier import SENDERS, Courier
 
 def _courier(monkeypatch, fails: set[str] = frozenset()):
     courier = Courier(engine=None, config=None)
-    state = {"in_flight": 0, "most": 0, "sent": []}
+    state = {"in_flight": 0, "most": 0, "sent": [], "marked": []}
 
     def send(event_id: str, body: str, attempt: int) -> bool:
         state["in_flight"] += 1
@@ -21,6 +21,7 @@ def _courier(monkeypatch, fails: set[str] = frozenset()):
         return event_id not in fails
 
     monkeypatch.setattr(courier, "send", send)
+    monkeypatch.setattr(courier, "mark_delivered", state["marked"].extend)
     return courier, state
 
 
@@ -30,6 +31,7 @@ def test_several_charges_are_delivered_at_once_and_each_charges_in_order(monkeyp
     courier.send_all(batch)
     assert state["most"] == SENDERS
     assert sorted(state["sent"]) == sorted(event for event, *_ in batch)
+    assert sorted(state["marked"]) == sorted(state["sent"])
     for charge in range(10):
         assert state["sent"].index(f"evt{charge}") < state["sent"].index(f"evt{charge + 10}")
 
@@ -38,3 +40,4 @@ def test_a_failed_delivery_holds_back_the_rest_of_its_charge_only(monkeypatch):
     courier, state = _courier(monkeypatch, fails={"evt0"})
     courier.send_all([("evt0", "{}", 1, "ch0"), ("evt1", "{}", 1, "ch0"), ("evt2", "{}", 1, "ch1")])
     assert sorted(state["sent"]) == ["evt0", "evt2"]
+    assert state["marked"] == ["evt2"]  # evt0 failed; evt1 waits behind it
