@@ -28,6 +28,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import eventlet
+from eventlet.event import Event
 from nameko.events import SERVICE_POOL, EventHandler
 from nameko.exceptions import ContainerBeingKilled
 
@@ -55,7 +56,10 @@ class RetryingEventHandler(EventHandler):
     takes the deliveries that arrived since, unacknowledged meanwhile (at most
     :data:`MAX_BATCH`, and never more than the channel's prefetch, ``CMS_MAX_WORKERS``). A
     busy consumer so pays for its worker, its transaction and its commit once per batch
-    instead of once per event, for an event applied up to ``batch_interval`` later. One
+    instead of once per event, for an event applied up to ``batch_interval`` later. A batch
+    that is already as large as the prefetch allows starts without waiting for the rest of
+    the interval: RabbitMQ sends no more until it is acknowledged, so waiting would only cap
+    the handler at a prefetch per interval (100 events/s; docs/performance.md). One
     worker per handler runs at a time; every delivery of a batch is acknowledged after it,
     or requeued with the rest when it fails. A redelivered message is applied alone, so one
     that can never be applied holds up no other."""
@@ -69,6 +73,7 @@ class RetryingEventHandler(EventHandler):
         self._waiting: list[tuple[Any, Any]] = []
         self._applying = False
         self._last_start = 0.0
+        self._full: Event | None = None
         self.batch_interval = BATCH_INTERVAL
 
     def setup(self) -> None:
@@ -85,14 +90,24 @@ class RetryingEventHandler(EventHandler):
         if not self._applying:
             self._applying = True
             self._apply_waiting_in_turn()
+        elif self._full is not None and len(self._waiting) >= self._capacity:
+            if not self._full.ready():
+                self._full.send()  # as many as the channel will deliver: start the batch now
+
+    @property
+    def _capacity(self) -> int:
+        """The most deliveries that can wait at once: the channel's prefetch (nameko's
+        ``max_workers``), at most :data:`MAX_BATCH`."""
+        return min(self.container.max_workers, MAX_BATCH)
 
     def _apply_waiting_in_turn(self) -> None:
         """The next batch, now if the last one started ``batch_interval`` ago or more, else
         once that much has passed (meanwhile more deliveries join it)."""
         delay = self._last_start + self.batch_interval - time.monotonic()
-        if delay <= 0:
+        if delay <= 0 or len(self._waiting) >= self._capacity:
             self._apply_waiting()
             return
+        self._full = Event()
         try:
             self.container.spawn_managed_thread(partial(self._apply_waiting, delay))
         except ContainerBeingKilled:  # the broker takes back what is waiting
@@ -102,8 +117,10 @@ class RetryingEventHandler(EventHandler):
         """Start a worker for the next batch of waiting deliveries (in one green thread at a
         time: ``_applying`` stays set from the first delivery until the batch's result is
         handled)."""
-        if delay > 0:
-            eventlet.sleep(delay)
+        if delay > 0 and self._full is not None:
+            with eventlet.Timeout(delay, False):
+                self._full.wait()
+        self._full = None
         batch = _next_batch(self._waiting)
         self._applying = bool(batch)
         if not batch:

@@ -543,3 +543,39 @@ def test_under_load_a_batched_handler_starts_a_batch_once_per_interval(
     (first, _), (second, later) = PacedConsumer.batches
     assert later == [0, 0, 0]  # together, in one batch
     assert second - first >= 0.95
+
+
+class FullBatchConsumer:
+    name = "analytics"
+    batches: list = []
+
+    @durable_event_handler("payments", "test.full", batched=True)
+    def on_full(self, envelopes):
+        FullBatchConsumer.batches.append([e["payload"]["n"] for e in envelopes])
+
+
+def test_a_batch_as_large_as_the_prefetch_starts_without_waiting_for_the_interval(
+    container_factory, nameko_config, service_engine, amqp_uri
+):
+    # a 30 s interval and a prefetch of 3: paced once per interval, the nine events after
+    # the first would take three intervals; full batches start as soon as they are full
+    config = {**nameko_config, "CONSUMER_BATCH_INTERVAL": 30.0, "max_workers": 3}
+    container = container_factory(FullBatchConsumer, config)
+    container.start()
+    payments = service_engine("payments")
+    _relay(payments, amqp_uri)
+    eventlet.sleep(0.3)
+    FullBatchConsumer.batches.clear()
+    _record(payments, "test.full", 1)
+    _relay(payments, amqp_uri)
+    with eventlet.Timeout(10):
+        while not FullBatchConsumer.batches:
+            eventlet.sleep(0.01)
+    _record(payments, "test.full", 9)
+    _relay(payments, amqp_uri)
+    with eventlet.Timeout(10):  # a third of one interval
+        while sum(len(ns) for ns in FullBatchConsumer.batches) < 10:
+            eventlet.sleep(0.01)
+    container.stop()
+    assert all(len(ns) <= 3 for ns in FullBatchConsumer.batches)
+    assert sorted(n for ns in FullBatchConsumer.batches[1:] for n in ns) == list(range(9))
