@@ -101,8 +101,9 @@ class RetryingEventHandler(EventHandler):
         return min(self.container.max_workers, MAX_BATCH)
 
     def _apply_waiting_in_turn(self) -> None:
-        """The next batch, now if the last one started ``batch_interval`` ago or more, else
-        once that much has passed (meanwhile more deliveries join it)."""
+        """The next batch, now if the last one started ``batch_interval`` ago or more or if
+        it is full already, else once that much has passed or it fills up (meanwhile more
+        deliveries join it)."""
         delay = self._last_start + self.batch_interval - time.monotonic()
         if delay <= 0 or len(self._waiting) >= self._capacity:
             self._apply_waiting()
