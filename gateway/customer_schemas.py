@@ -26,17 +26,27 @@ SEGMENTS = (
 SORT = validate.OneOf(["-created_at", "created_at", "name", "-name", "-updated_at", "updated_at"])
 
 
+#: what a contact entry that is not an object is told (``"emails": ["a@b.cn"]`` is a natural
+#: first guess)
+EMAIL_ENTRY = 'Must be an object such as {"address": "name@example.com"}.'
+PHONE_ENTRY = 'Must be an object such as {"number": "+86 138 0013 8000"}.'
+
+
 def _text(maximum: int, **kwargs):
     return fields.String(validate=validate.Length(max=maximum), **kwargs)
 
 
 class EmailEntry(Schema):
+    error_messages = {"type": EMAIL_ENTRY}
+
     address = fields.String(required=True, validate=validate.Length(min=3, max=254))
     label = fields.String(validate=validate.OneOf(["work", "home", "other"]))
     primary = fields.Boolean()
 
 
 class PhoneEntry(Schema):
+    error_messages = {"type": PHONE_ENTRY}
+
     number = fields.String(required=True, validate=validate.Length(min=1, max=40))
     label = fields.String(validate=validate.OneOf(["mobile", "work", "home", "other"]))
     primary = fields.Boolean()

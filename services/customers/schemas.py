@@ -164,7 +164,15 @@ def with_primary(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return entries
 
 
+#: what a contact entry that is not an object is told (``"emails": ["a@b.cn"]`` is a natural
+#: first guess)
+EMAIL_ENTRY = 'Must be an object such as {"address": "name@example.com"}.'
+PHONE_ENTRY = 'Must be an object such as {"number": "+86 138 0013 8000"}.'
+
+
 class EmailEntry(Schema):
+    error_messages = {"type": EMAIL_ENTRY}
+
     address = EmailAddress(required=True)
     label = fields.String(load_default="other", validate=validate.OneOf(EMAIL_LABELS))
     primary = fields.Boolean(load_default=False)
@@ -172,6 +180,8 @@ class EmailEntry(Schema):
 
 class PhoneEntry(Schema):
     """The number as typed; made E.164 against the record's region (``normalise_phones``)."""
+
+    error_messages = {"type": PHONE_ENTRY}
 
     number = fields.String(required=True, validate=validate.Length(min=1, max=40))
     label = fields.String(load_default="mobile", validate=validate.OneOf(PHONE_LABELS))
