@@ -1,5 +1,5 @@
 """Test helpers that need no service code: a TCP proxy that can cut a connection on demand,
-and a count of the statements an engine sends."""
+a count of the statements an engine sends, and a caller of a container's entrypoints."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import socket
 from collections.abc import Iterator
 
 import eventlet
+from eventlet.event import Event
 from eventlet.green import socket as green_socket
+from nameko.extensions import Entrypoint
+from nameko.testing.utils import get_extension
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -121,3 +124,40 @@ def statements_sent(engine: Engine) -> Iterator[list[str]]:
         yield sent
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+class Caller:
+    """``Caller(container).get_order(order_id=...)`` runs that entrypoint of ``container`` in a
+    real worker (real dependencies, real database) and returns its result, or raises its error.
+
+    Calls may overlap (a long poll in one green thread, a command in another). nameko's
+    ``entrypoint_hook`` cannot do that safely: it waits by patching the container's
+    ``_worker_result``, and when two overlapping waits end in the other order, the first one
+    out restores the method without the second's patch, so the second never sees its worker
+    end and times out after 30 s. Here each call gets its own worker's result through the
+    worker's ``handle_result``."""
+
+    def __init__(self, container, timeout: float = 30.0):
+        self.container = container
+        self.timeout = timeout
+
+    def __getattr__(self, method: str):
+        entrypoint = get_extension(self.container, Entrypoint, method_name=method)
+        if entrypoint is None:
+            raise AttributeError(f"{self.container.service_name} has no entrypoint {method!r}")
+
+        def call(**kwargs):
+            done = Event()
+
+            def handle_result(worker_ctx, result, exc_info):
+                done.send((result, exc_info))
+                return result, exc_info
+
+            self.container.spawn_worker(entrypoint, (), kwargs, handle_result=handle_result)
+            with eventlet.Timeout(self.timeout):
+                result, exc_info = done.wait()
+            if exc_info is not None:
+                raise exc_info[1].with_traceback(exc_info[2])
+            return result
+
+        return call

@@ -7,28 +7,13 @@ import uuid
 
 import pytest
 from nameko.containers import get_container_cls
-from nameko.testing.services import entrypoint_hook
 
 from services.customers.service import CustomersService
 from shared.db import create_service_engine
+from shared.testing import Caller
 
 #: Uncommon characters, so that a random two-character name is unique within a test run.
 RARE = "穆琳璇瑾珏琮瑜璐琦瑶婕妤婳嫣姝媛翊昶晔曦旻昀暄煦炜烨焱钰铭锴镕锦鑫钊"
-
-
-class Caller:
-    """``customers.get_customer(viewer=..., customer_id=...)`` runs the entrypoint in the
-    container (a real worker: real dependencies, real database); errors come back raised."""
-
-    def __init__(self, container):
-        self.container = container
-
-    def __getattr__(self, method):
-        def call(**kwargs):
-            with entrypoint_hook(self.container, method) as hook:
-                return hook(**kwargs)
-
-        return call
 
 
 def principal(role="admin", user_id=None):

@@ -6,25 +6,10 @@ import uuid
 
 import pytest
 from nameko.containers import get_container_cls
-from nameko.testing.services import entrypoint_hook
 
 from services.customers.service import CustomersService
 from services.orders.service import OrdersService
-
-
-class Caller:
-    """``orders.get_order(order_id=...)`` runs the entrypoint in the container (a real worker:
-    real dependencies, real database); errors come back raised."""
-
-    def __init__(self, container):
-        self.container = container
-
-    def __getattr__(self, method):
-        def call(**kwargs):
-            with entrypoint_hook(self.container, method) as hook:
-                return hook(**kwargs)
-
-        return call
+from shared.testing import Caller
 
 
 def principal(role="admin", user_id=None):

@@ -7,27 +7,12 @@ import uuid
 
 import pytest
 from nameko.containers import get_container_cls
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy.engine import make_url
 
 from services.users.service import UsersService
+from shared.testing import Caller
 
 PASSWORD = "Velvet-Harbour-Lantern-42"
-
-
-class Caller:
-    """``users.login(email=..., password=...)`` runs the ``login`` entrypoint in the container
-    (a real worker: real dependencies, real database); errors come back as raised."""
-
-    def __init__(self, container):
-        self.container = container
-
-    def __getattr__(self, method):
-        def call(**kwargs):
-            with entrypoint_hook(self.container, method) as hook:
-                return hook(**kwargs)
-
-        return call
 
 
 def system_actor(**extra):
