@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select, text
@@ -20,7 +20,12 @@ from shared.events import isoformat, utcnow
 
 log = logging.getLogger(__name__)
 
-CatchUp = Callable[[], int]
+
+class CustomerNotKnownYet(Exception):
+    """The replica does not know the customer as active (registered a moment ago, its event
+    not here yet). Raised inside a command: the service catches up outside the command's
+    transaction, since a catch-up commits pages of its own, which inside the command would
+    end the transaction and its idempotency key with it, and then runs the command again."""
 
 
 def check_version(current: int, expected: int | None) -> None:
@@ -120,20 +125,14 @@ def priced_from_catalogue(
 
 
 def customer_for_order(
-    session: Session, viewer: Mapping[str, Any], customer_id: str, catch_up: CatchUp | None
+    session: Session, viewer: Mapping[str, Any], customer_id: str, may_catch_up: bool
 ) -> Any:
     """The replica's row of an active customer the viewer may act for. A customer not in the
-    replica yet (registered a moment ago, its event not here) gets one catch-up through the
-    customers service's ``read_events`` before the answer is no."""
+    replica as active raises :class:`CustomerNotKnownYet` when ``may_catch_up``: the answer
+    is no only after one catch-up through the customers service's ``read_events``."""
     row = replica.lookup(session, customer_id)
-    if (row is None or row.status != "active") and catch_up is not None:
-        session.rollback()
-        try:
-            catch_up()
-        except Exception:
-            log.warning("customer replica catch-up failed", exc_info=True)
-            session.rollback()
-        row = replica.lookup(session, customer_id)
+    if (row is None or row.status != "active") and may_catch_up:
+        raise CustomerNotKnownYet(customer_id)
     if row is None or not access.sees(viewer, row.owner_id):
         raise NotFound(
             "customer not found", {"resource_type": "customer", "resource_id": customer_id}
@@ -166,14 +165,14 @@ def visible_order(store: Store, viewer: Mapping[str, Any], order_id: str) -> Ord
 
 
 def place_order(
-    store: Store, viewer: Mapping[str, Any], data: Mapping[str, Any], catch_up: CatchUp | None
+    store: Store, viewer: Mapping[str, Any], data: Mapping[str, Any], may_catch_up: bool
 ) -> Order:
     """Place an order; returns it as saved (the caller answers from it without reading it
     back)."""
     access.require_writer(viewer)
     session = store.session
     customer_id = str(data["customer_id"])
-    customer_for_order(session, viewer, customer_id, catch_up)
+    customer_for_order(session, viewer, customer_id, may_catch_up)
     totals, currency = priced_from_catalogue(
         session,
         data["lines"],

@@ -160,13 +160,11 @@ class OrdersService(EventSourcedService):
         data = load(schemas.OrderData, data)
         data["customer_id"] = str(data["customer_id"])
 
-        def place(store: Store) -> dict[str, Any]:
+        def place(store: Store, may_catch_up: bool) -> dict[str, Any]:
             placed: list[Any] = []
 
             def run() -> dict[str, str]:
-                placed.append(
-                    commands.place_order(store, viewer, data, self._catch_up_customers_now)
-                )
+                placed.append(commands.place_order(store, viewer, data, may_catch_up))
                 return {"id": placed[0].id}
 
             result = run_idempotent(store.session, actor, idempotency, "place_order", run)
@@ -175,7 +173,17 @@ class OrdersService(EventSourcedService):
             order = placed[0] if placed else self._order(viewer, result["id"])[1]
             return views.get_order(store, viewer, order)
 
-        return self._write(place, actor)
+        try:
+            return self._write(lambda store: place(store, True), actor)
+        except commands.CustomerNotKnownYet:
+            pass  # rolled back, key and all: catch up outside the command, then once more
+        try:
+            self._catch_up_customers_now()
+        except Exception:
+            log.warning("customer replica catch-up failed", exc_info=True)
+        finally:
+            self.db.rollback()
+        return self._write(lambda store: place(store, False), actor)
 
     @api
     def get_order(self, order_id, viewer=None) -> dict[str, Any]:

@@ -403,3 +403,32 @@ def test_payments_missed_live_are_caught_up_once(orders, customer, tea, place, s
         assert not apply_once(session, consumer, log[0], apply)
     state = orders.get_order(order_id=order["id"])
     assert (state["status"], state["paid_amount"]) == ("paid", 1999)
+
+
+def test_a_keyed_order_for_a_customer_the_replica_learns_of_late_is_placed_once(
+    orders, admin, tea, monkeypatch
+):
+    """The replica does not know the customer when the order arrives; its catch-up (here: the
+    customer's registration applied as the catch-up would apply it) runs outside the command's
+    transaction, so the idempotency key taken in that transaction survives it."""
+    from services.orders.replica import consume
+    from services.orders.service import OrdersService
+    from services.orders.tests.test_replica import envelope
+
+    customer_id = str(uuid.uuid4())
+    caught_up = []
+
+    def catch_up_now(self):
+        caught_up.append(consume(self.db, envelope("customer.registered", customer_id, 1)))
+        self.db.commit()
+        return 1
+
+    monkeypatch.setattr(OrdersService, "_catch_up_customers_now", catch_up_now)
+    body = {"customer_id": customer_id, "lines": [{"product_id": tea["id"], "quantity": 1}]}
+    idempotency = {"key": f"late-{uuid.uuid4().hex}", "hash": "h"}
+    first = orders.place_order(**as_(admin), data=body, idempotency=idempotency)
+    assert caught_up == [True]
+    assert first["customer_id"] == customer_id and first["status"] == "placed"
+    again = orders.place_order(**as_(admin), data=body, idempotency=idempotency)
+    assert again["id"] == first["id"]  # the key was kept: the same order, not a second one
+    assert caught_up == [True]
