@@ -178,11 +178,9 @@ class OrdersService(EventSourcedService):
         except commands.CustomerNotKnownYet:
             pass  # rolled back, key and all: catch up outside the command, then once more
         try:
-            self._catch_up_customers_now()
+            self._read(self._catch_up_customers_now)
         except Exception:
             log.warning("customer replica catch-up failed", exc_info=True)
-        finally:
-            self.db.rollback()
         return self._write(lambda store: place(store, False), actor)
 
     @api

@@ -456,6 +456,23 @@ def test_provisioning_replaces_a_consumers_queue_declared_without_its_bound(amqp
             connection.channel().queue_declare(queue, durable=True, auto_delete=False)
 
 
+def _start_after_a_first_batch(container_factory, consumer, config, payments, amqp_uri, kind):
+    """Start ``consumer`` (a batched handler class keeping ``batches``), let it take whatever
+    the outbox held, then record one ``kind`` event and wait until its batch has begun: the
+    handler has just started a batch, so what comes next waits for its turn."""
+    container = container_factory(consumer, config)
+    container.start()
+    _relay(payments, amqp_uri)  # anything older in the outbox goes out first
+    eventlet.sleep(0.3)
+    consumer.batches.clear()
+    _record(payments, kind, 1)
+    _relay(payments, amqp_uri)
+    with eventlet.Timeout(10):
+        while not consumer.batches:
+            eventlet.sleep(0.01)
+    return container
+
+
 class BatchingConsumer:
     """A ``batched`` handler: the first batch is slow, so what arrives meanwhile waits for
     the next; a batch holding ``n == 2`` fails the first time it is applied."""
@@ -479,19 +496,11 @@ def test_deliveries_that_arrive_while_a_batch_runs_are_applied_together_next(
 ):
     from kombu import Connection
 
-    container = container_factory(BatchingConsumer, nameko_config)
-    container.start()
     payments = service_engine("payments")
-    BatchingConsumer.batches.clear()
     BatchingConsumer.failed.clear()
-    _relay(payments, amqp_uri)  # anything older in the outbox goes out first
-    eventlet.sleep(0.3)
-    BatchingConsumer.batches.clear()
-    _record(payments, "test.batched", 1)
-    _relay(payments, amqp_uri)
-    with eventlet.Timeout(10):
-        while not BatchingConsumer.batches:
-            eventlet.sleep(0.01)
+    container = _start_after_a_first_batch(
+        container_factory, BatchingConsumer, nameko_config, payments, amqp_uri, "test.batched"
+    )
     _record(payments, "test.batched", 6)  # n = 0..5, while the first batch sleeps
     _relay(payments, amqp_uri)
     with eventlet.Timeout(15):
@@ -522,17 +531,11 @@ class PacedConsumer:
 def test_under_load_a_batched_handler_starts_a_batch_once_per_interval(
     container_factory, nameko_config, service_engine, amqp_uri
 ):
-    container = container_factory(PacedConsumer, {**nameko_config, "CONSUMER_BATCH_INTERVAL": 1.0})
-    container.start()
     payments = service_engine("payments")
-    _relay(payments, amqp_uri)
-    eventlet.sleep(0.3)
-    PacedConsumer.batches.clear()
-    _record(payments, "test.paced", 1)
-    _relay(payments, amqp_uri)
-    with eventlet.Timeout(10):
-        while not PacedConsumer.batches:
-            eventlet.sleep(0.01)
+    config = {**nameko_config, "CONSUMER_BATCH_INTERVAL": 1.0}
+    container = _start_after_a_first_batch(
+        container_factory, PacedConsumer, config, payments, amqp_uri, "test.paced"
+    )
     for _ in range(3):  # three more, one at a time, well within the interval
         _record(payments, "test.paced", 1)
         _relay(payments, amqp_uri)
@@ -560,17 +563,10 @@ def test_a_batch_as_large_as_the_prefetch_starts_without_waiting_for_the_interva
     # a 30 s interval and a prefetch of 3: paced once per interval, the nine events after
     # the first would take three intervals; full batches start as soon as they are full
     config = {**nameko_config, "CONSUMER_BATCH_INTERVAL": 30.0, "max_workers": 3}
-    container = container_factory(FullBatchConsumer, config)
-    container.start()
     payments = service_engine("payments")
-    _relay(payments, amqp_uri)
-    eventlet.sleep(0.3)
-    FullBatchConsumer.batches.clear()
-    _record(payments, "test.full", 1)
-    _relay(payments, amqp_uri)
-    with eventlet.Timeout(10):
-        while not FullBatchConsumer.batches:
-            eventlet.sleep(0.01)
+    container = _start_after_a_first_batch(
+        container_factory, FullBatchConsumer, config, payments, amqp_uri, "test.full"
+    )
     _record(payments, "test.full", 9)
     _relay(payments, amqp_uri)
     with eventlet.Timeout(10):  # a third of one interval

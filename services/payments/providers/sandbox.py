@@ -164,14 +164,10 @@ class SandboxProvider:
             )
         return row
 
-    def _set_status(self, conn: Connection, reference: str, status: str, **extra: Any) -> None:
-        sets = ", ".join(f"{key} = :{key}" for key in extra)
+    def _set_status(self, conn: Connection, reference: str, status: str) -> None:
         conn.execute(
-            text(
-                f"UPDATE sandbox_ledger SET status = :status{', ' + sets if sets else ''} "  # noqa: S608
-                "WHERE reference = :ref"
-            ),
-            {"ref": reference, "status": status, **extra},
+            text("UPDATE sandbox_ledger SET status = :status WHERE reference = :ref"),
+            {"ref": reference, "status": status},
         )
 
     def _schedule(
