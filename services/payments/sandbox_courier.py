@@ -38,6 +38,8 @@ BATCH = 20
 #: transaction): above that every card payment's capture fell further behind, and the
 #: payments' work piled up for after the load (docs/performance.md).
 SENDERS = 8
+#: How long stopping waits for the deliveries in flight: a send's own timeout, and a margin.
+STOP_WAIT = 15.0
 
 
 class Courier:
@@ -45,6 +47,7 @@ class Courier:
         self.engine = engine
         self.config = config
         self._event = Event()
+        self._finished = Event()
         self.running = False
         # Kept-alive connections to the gateway instead of one per webhook; a pooled
         # connection the gateway closed meanwhile is tried once more on a new one (a
@@ -175,20 +178,36 @@ class Courier:
 
     def run(self) -> None:
         self.running = True
-        while self.running:
-            try:
-                batch = self.claim()
-                self.send_all(batch)
-                if batch:
-                    continue
-                wait = self.next_due_in()
-            except Exception:
-                log.exception("sandbox courier failed; retrying")
-                wait = POLL_SECONDS
-            if wait > 0:
-                with eventlet.Timeout(wait, False):
-                    self._event.wait()
-            self._event = Event()
+        try:
+            while self.running:
+                try:
+                    batch = self.claim()
+                    self.send_all(batch)
+                    if batch:
+                        continue
+                    wait = self.next_due_in()
+                except Exception:
+                    log.exception("sandbox courier failed; retrying")
+                    wait = POLL_SECONDS
+                if wait > 0 and self.running:
+                    with eventlet.Timeout(wait, False):
+                        self._event.wait()
+                self._event = Event()
+        finally:
+            self._finished.send()
+
+    def stop(self, wait: float = STOP_WAIT) -> None:
+        """Claim nothing more, let the batch in flight be sent and marked (up to ``wait``
+        seconds), then close the connections. Unmarked deliveries are sent again after their
+        lease by whichever courier runs next; the receiver takes each once by its id."""
+        was_running, self.running = self.running, False
+        self.wake()
+        if was_running and wait > 0:
+            with eventlet.Timeout(wait, False):
+                self._finished.wait()
+        self.http.close()
+        if self.engine is not None:
+            self.engine.dispose()
 
 
 class SandboxCourier(DependencyProvider):
@@ -208,13 +227,10 @@ class SandboxCourier(DependencyProvider):
         self.container.spawn_managed_thread(self.courier.run)
 
     def stop(self) -> None:
-        self.courier.running = False
-        self.courier.wake()
-        self.courier.http.close()
-        self.courier.engine.dispose()
+        self.courier.stop()
 
     def kill(self) -> None:
-        self.stop()
+        self.courier.stop(wait=0)
 
     def get_dependency(self, worker_ctx) -> Courier:
         return self.courier
