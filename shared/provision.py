@@ -18,6 +18,7 @@ from amqp.exceptions import PreconditionFailed
 from kombu import Connection
 from nameko.events import SERVICE_POOL, EventHandler
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from nameko.rpc import get_rpc_exchange
 from nameko.standalone.events import get_event_exchange
 from psycopg2 import sql
 from sqlalchemy import create_engine, text
@@ -209,12 +210,17 @@ def consumer_bindings(service: str) -> list[tuple[str, str, str, dict[str, Any]]
 
 
 def declare_messaging(amqp_uri: str, services: Iterable[str] = SERVICES) -> None:
-    """Declare every service's event exchange and every consumer's durable queue and binding."""
+    """Declare the RPC exchange, every service's event exchange and every consumer's durable
+    queue and binding. The RPC exchange is otherwise declared only by a service's RPC
+    entrypoints as they start: a call made before any has (a replica's first catch-up) was a
+    channel error, "no exchange 'nameko-rpc'", where with the exchange it is an unroutable
+    call, which the caller takes as the service not running yet."""
     from kombu import Queue
 
     services = list(services)
     with Connection(amqp_uri, connect_timeout=5) as connection:
         channel = connection.channel()
+        get_rpc_exchange({}).declare(channel=channel)
         for service in services:
             get_event_exchange(service, {}).declare(channel=channel)
         for service in services:
