@@ -16,10 +16,12 @@ placed, partially_paid or paid; ``returned`` from fulfilled or completed. Paymen
 moves come from the payments service's events: each capture or refund is an
 ``order.payment_applied`` (``paid_amount`` = captured - refunded so far); an order that is not
 yet fulfilled becomes ``paid`` exactly when ``paid_amount ≥ total``, ``partially_paid`` when
-``0 < paid_amount < total``, and ``placed`` again when a refund brings ``paid_amount`` back to
-0. After fulfilment, cancellation or return, payments are still counted but the status does
-not move. Lines and address can be edited only while the order is ``placed`` and nothing was
-ever paid on it.
+``0 < paid_amount < total`` (from ``placed``), and ``placed`` again when a refund brings
+``paid_amount`` back to 0. A partial refund of a ``paid`` order leaves it ``paid``: money given
+back on a paid order is a concession (a goodwill refund), and the order can still be fulfilled;
+what its total is short of stays visible as ``paid_amount``. After fulfilment, cancellation or
+return, payments are still counted but the status does not move. Lines and address can be
+edited only while the order is ``placed`` and nothing was ever paid on it.
 """
 
 from __future__ import annotations
@@ -394,7 +396,7 @@ class Order:
             summary = {**self._base(), "paid_amount": paid, "total": self.total}
             if paid >= self.total and self.status != "paid":
                 events.append(("order.paid", summary))
-            elif 0 < paid < self.total and self.status != "partially_paid":
+            elif 0 < paid < self.total and self.status == "placed":
                 events.append(("order.partially_paid", summary))
         return events
 

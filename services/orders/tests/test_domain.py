@@ -144,10 +144,13 @@ def test_payments_in_every_state(status, kind):
     if status in ("placed", "partially_paid", "paid"):
         if expected_paid >= order.total:
             assert order.status == "paid"
-        elif expected_paid > 0:
-            assert order.status == "partially_paid"
-        else:
+        elif expected_paid <= 0:
             assert order.status == "placed"
+        elif status == "paid":
+            assert order.status == "paid"  # a partial refund of a paid order: a concession
+            assert types == ["order.payment_applied"]
+        else:
+            assert order.status == "partially_paid"
     else:
         assert order.status == status  # after fulfilment, cancel or return: counted, no move
         assert types == ["order.payment_applied"]
@@ -162,6 +165,25 @@ def test_paid_exactly_when_captured_covers_the_total():
     run(order, changes)
     assert order.status == "paid"
     run(order, order.apply_payment("b", "refund", 1, refund_id="r1"))
+    assert order.status == "paid"  # money given back on a paid order does not unpay it
+
+
+def test_a_goodwill_refund_leaves_a_paid_order_paid_and_ready_to_ship():
+    order = in_state("paid")
+    changes = order.apply_payment("p1", "refund", 300, refund_id="r1")
+    assert [t for t, _ in changes] == ["order.payment_applied"]
+    run(order, changes)
+    assert (order.status, order.paid_amount) == ("paid", 700)
+    run(order, order.act("fulfil"))
+    assert order.status == "fulfilled"
+
+
+def test_a_paid_order_refunded_in_full_is_placed_again():
+    order = in_state("paid")
+    run(order, order.apply_payment("p1", "refund", 600, refund_id="r1"))
+    run(order, order.apply_payment("p1", "refund", 400, refund_id="r2"))
+    assert (order.status, order.paid_amount) == ("placed", 0)
+    run(order, order.apply_payment("p2", "capture", 400))
     assert order.status == "partially_paid"
 
 

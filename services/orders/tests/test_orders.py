@@ -16,6 +16,7 @@ from shared.errors import (
     BadRequest,
     ConcurrencyError,
     Conflict,
+    Forbidden,
     NotFound,
     PreconditionFailed,
     RuleViolation,
@@ -152,7 +153,8 @@ def test_payments_drive_the_status_and_count_once(orders, orders_container, cust
     state = orders.get_order(order_id=order["id"])
     assert (state["status"], state["paid_amount"], state["balance"]) == ("paid", 1999, 0)
     feed(orders_container, payment_envelope(order, kind="refunded", amount=500))
-    assert orders.get_order(order_id=order["id"])["status"] == "partially_paid"
+    state = orders.get_order(order_id=order["id"])  # a goodwill refund: still paid
+    assert (state["status"], state["paid_amount"], state["balance"]) == ("paid", 1499, 500)
     feed(orders_container, payment_envelope(order, amount=100, currency="USD"))  # ignored
     assert orders.get_order(order_id=order["id"])["paid_amount"] == 1499
 
@@ -263,6 +265,29 @@ def test_sales_see_only_their_customers_orders(orders, make_customer, tea, place
     assert orders.list_orders(viewer=other)["items"] == []
     analyst = orders.get_order(order_id=order["id"], viewer=principal("analyst"))
     assert analyst["personal_hidden"] is True
+
+
+@pytest.mark.parametrize("action", ["cancel", "return"])
+def test_sales_may_not_cancel_or_return_an_order_with_money_paid_on_it(
+    orders, orders_container, admin, make_customer, tea, place, action
+):
+    """Payments refunds a cancelled or returned order's money, and refunds need a manager."""
+    seller = principal("sales")
+    order = place(make_customer(by=seller)["id"], (tea, 1), by=seller)
+    if action == "cancel":  # nothing paid yet: the seller may cancel
+        unpaid = place(order["customer_id"], (tea, 1), by=seller)
+        done = orders.order_action(**as_(seller), order_id=unpaid["id"], action="cancel")
+        assert done["status"] == "cancelled"
+    feed(orders_container, payment_envelope(order))
+    if action == "return":
+        orders.order_action(**as_(admin), order_id=order["id"], action="fulfil")
+    with pytest.raises(Forbidden) as refused:
+        orders.order_action(**as_(seller), order_id=order["id"], action=action, reason="r")
+    assert refused.value.extra["code"] == "manager_only"
+    state = orders.get_order(order_id=order["id"])
+    assert state["status"] == ("paid" if action == "cancel" else "fulfilled")
+    done = orders.order_action(**as_(admin), order_id=order["id"], action=action, reason="r")
+    assert done["status"] == ("cancelled" if action == "cancel" else "returned")
 
 
 def test_list_filters_and_keyset_pagination(orders, admin, make_customer, make_product, place):
