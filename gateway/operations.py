@@ -6,7 +6,6 @@ from these declarations, so none of them can drift from the others.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from werkzeug.wrappers import Request, Response
 from gateway.credentials import CREDENTIALS
 from gateway.problems import json_response, problem
 from gateway.ratelimit import LIMITER as API_KEY_LIMITER
+from shared import jsontext
 from shared.errors import (
     BadRequest,
     CmsError,
@@ -261,7 +261,12 @@ def parse_json_body(request: Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        return jsontext.loads(raw)
+    except jsontext.TooDeep as exc:
+        raise BadRequest.for_fields(
+            {"body": [f"Nested too deeply (at most {jsontext.MAX_DEPTH} levels)."]},
+            "the body is nested too deeply",
+        ) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest.for_fields({"body": ["Not valid JSON."]}, "the body is not JSON") from exc
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+from shared import jsontext
 from shared.errors import BadRequest
 
 NOT_A_CURSOR = "Not a valid cursor."
@@ -28,7 +29,7 @@ def encode_cursor(*values: Any) -> str:
 def decode_cursor(cursor: str, parsers: Sequence[Callable[[Any], Any]]) -> tuple[Any, ...]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        values = jsontext.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(values, list) or len(values) != len(parsers):
             raise ValueError("wrong shape")
         return tuple(parse(value) for parse, value in zip(parsers, values, strict=True))

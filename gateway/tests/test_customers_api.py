@@ -33,6 +33,20 @@ def _create(api, token, **fields):
     return response.json()
 
 
+def test_a_deeply_nested_attribute_is_a_400_not_a_500(api, staff):
+    for levels in (1000, 990, 40):
+        deep = "[" * levels + "]" * levels
+        response = api.call(
+            "POST",
+            "/api/v1/customers",
+            token=staff["manager"]["token"],
+            data=f'{{"kind": "person", "name": "x", "attributes": {{"a": {deep}}}}}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, response.text[:300]
+        assert list(response.json()["errors"]) == ["body"]
+
+
 def test_create_validates_fields_and_answers_duplicates_with_the_existing_id(api, staff):
     token = staff["manager"]["token"]
     bad = api.call(

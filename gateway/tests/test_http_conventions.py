@@ -69,6 +69,15 @@ def test_bad_bodies_name_the_field(gateway):
     assert "_schema" in body["errors"]
 
 
+def test_deeply_nested_bodies_are_a_400_naming_the_body(gateway):
+    url = f"{gateway}/api/v1/auth/login"
+    json_type = {"Content-Type": "application/json"}
+    for raw in (b"[" * 3000 + b"]" * 3000, b"[" * 3000, b'{"a":' * 100 + b"1" + b"}" * 100):
+        body = _problem(requests.post(url, data=raw, headers=json_type, timeout=5), 400)
+        assert body["errors"]["body"] == ["Nested too deeply (at most 32 levels)."]
+        assert "nested too deeply" in body["detail"]
+
+
 def test_oversized_bodies_are_refused_with_413(gateway):
     response = requests.post(
         f"{gateway}/api/v1/auth/login", data=b"x" * (1024 * 1024 + 1), timeout=10

@@ -37,6 +37,8 @@ def _b64(raw: bytes) -> str:
         _b64(b'["yesterday", "6c1f8c4e-0b7e-4a53-9a57-3b1b8f0c2f11", 1]'),
         _b64(b"[1, 2, 3]"),  # wrong types
         _b64(b'["2026-11-27T08:30:00+00:00", "6c1f8c4e-0b7e-4a53-9a57-3b1b8f0c2f11", "x"]'),
+        _b64(b"[" * 5000),  # too deep for json.loads (a RecursionError, once a 500)
+        _b64(b"[" * 40 + b"]" * 40),  # parses, but deeper than any JSON of ours
     ],
 )
 def test_a_foreign_cursor_is_a_field_error(cursor):

@@ -48,6 +48,7 @@ from sqlalchemy.engine import Connection
 from services.payments.config import PaymentsConfig
 from services.payments.domain import Payment
 from services.payments.providers.base import PENDING, StartResult, WebhookEvent, unsupported
+from shared import jsontext
 from shared.errors import BadRequest, RuleViolation, Unauthorized
 
 SIGNATURE_HEADER = "Sandbox-Signature"
@@ -395,7 +396,7 @@ class SandboxProvider:
                 "the webhook is outside the replay window", {"code": "stale_webhook"}
             )
         try:
-            event = json.loads(body)
+            event = jsontext.loads(body)
             data = event["data"]
             kind = str(event["type"]).removeprefix("charge.")
             if kind not in ("authorized", "succeeded", "failed"):

@@ -123,6 +123,9 @@ def test_webhook_signatures_and_the_replay_window(providers):
     ):
         with pytest.raises(Unauthorized):
             sandbox.parse_webhook({SIGNATURE_HEADER: header}, body, at)
+    deep = "[" * 5000  # signed, but no event: a 400, not a RecursionError
+    with pytest.raises(BadRequest):
+        sandbox.parse_webhook({SIGNATURE_HEADER: sign("s3cret", now, deep)}, deep, at)
 
 
 def test_the_failure_rate_and_latency_are_configurable(service_engine):
