@@ -28,7 +28,9 @@ def serve_ui(path: str, root: Path = UI_DIST) -> Response:
         if path.startswith("assets/"):
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
-    if path.startswith(("assets/", "api/")) or "." in path.rsplit("/", 1)[-1]:
+    if path in ("api", "assets") or path.startswith(("assets/", "api/")):
+        return problem(404, "Not found", f"no file {path}; the API is under /api/v1")
+    if "." in path.rsplit("/", 1)[-1]:
         return problem(404, "Not found", f"no file {path}")
     response = Response(index.read_bytes(), mimetype="text/html")
     response.headers["Cache-Control"] = "no-cache"

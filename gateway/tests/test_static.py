@@ -16,3 +16,6 @@ def test_files_app_routes_and_missing_build(tmp_path):
     assert serve_ui("assets/nope.js", tmp_path).status_code == 404
     assert serve_ui("../../etc/passwd", tmp_path).status_code == 404
     assert serve_ui("favicon.ico", tmp_path).status_code == 404
+    for api in ("api", "api/", "api/v2/orders"):  # a mistyped API address is not the web UI
+        missing = serve_ui(api, tmp_path)
+        assert (missing.status_code, missing.mimetype) == (404, "application/problem+json")
