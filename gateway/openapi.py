@@ -19,6 +19,7 @@ ERROR_TITLES = {
     409: "Conflict with the current state (duplicate, concurrent change)",
     412: "If-Match does not match the record's current version",
     413: "Request body too large",
+    415: "The body is not JSON: send `Content-Type: application/json`",
     422: "A business rule forbids this",
     428: "If-Match is required",
     429: "Too many requests; retry after `retry_after` seconds",
@@ -97,6 +98,8 @@ def _operation_spec(operation: Operation) -> dict:
     codes = set(operation.errors) | {413, 503}
     if operation.body is not None or operation.query is not None or "<" in operation.rule:
         codes.add(400)  # a body, a query or an id in the path that is not well-formed
+    if operation.body is not None:
+        codes.add(415)  # a body sent as another media type
     if operation.is_write:
         codes.add(422)  # any change may break a business rule
     if not operation.public:

@@ -6,6 +6,7 @@ from these declarations, so none of them can drift from the others.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -132,6 +133,11 @@ class PreconditionRequired(CmsError):
     title = "Precondition required"
 
 
+class UnsupportedMediaType(CmsError):
+    status = 415
+    title = "Unsupported media type"
+
+
 Handler = Callable[[Context], Reply]
 
 
@@ -256,10 +262,28 @@ def load(schema: type[Schema] | None, data: Any, where: str) -> dict[str, Any]:
     return loaded
 
 
+#: ``application/json`` and its structured-syntax relatives (``application/merge-patch+json``)
+_JSON_MEDIA_TYPE = re.compile(r"^application/(?:[a-z0-9!#$&^_.-]+\+)?json$")
+
+
+def _is_json(request: Request) -> bool:
+    """Whether the request says its body is JSON (in UTF-8, the only charset JSON has)."""
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    return bool(_JSON_MEDIA_TYPE.match(request.mimetype)) and charset in ("utf-8", "utf8")
+
+
 def parse_json_body(request: Request) -> Any:
+    """The JSON body of ``request`` (``{}`` without one); a body of another media type is a
+    415, whatever it holds: a form post or ``text/plain`` is never read as JSON."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
+    if not _is_json(request):
+        sent = request.headers.get("Content-Type") or "none"
+        raise UnsupportedMediaType(
+            f"the body must be JSON: send Content-Type: application/json (got {sent})",
+            {"errors": {"Content-Type": ["Must be application/json."]}},
+        )
     try:
         return jsontext.loads(raw)
     except jsontext.TooDeep as exc:

@@ -56,7 +56,8 @@ def test_protected_operations_need_credentials(gateway):
 
 def test_bad_bodies_name_the_field(gateway):
     url = f"{gateway}/api/v1/auth/login"
-    body = _problem(requests.post(url, data=b"{not json", timeout=5), 400)
+    json_type = {"Content-Type": "application/json"}
+    body = _problem(requests.post(url, data=b"{not json", headers=json_type, timeout=5), 400)
     assert body["errors"] == {"body": ["Not valid JSON."]}
     body = _problem(requests.post(url, json={"email": "nope", "password": ""}, timeout=5), 400)
     assert set(body["errors"]) == {"email", "password"}
@@ -67,6 +68,26 @@ def test_bad_bodies_name_the_field(gateway):
     assert body["errors"] == {"role": ["Unknown field."]}
     body = _problem(requests.post(url, json=["a", "list"], timeout=5), 400)
     assert "_schema" in body["errors"]
+
+
+def test_a_body_that_is_not_sent_as_json_is_a_415(gateway):
+    url = f"{gateway}/api/v1/auth/login"
+    raw = b'{"email": "nope", "password": ""}'
+    for content_type in (None, "text/plain", "application/x-www-form-urlencoded", "text/json"):
+        headers = {"Content-Type": content_type} if content_type else {}
+        body = _problem(requests.post(url, data=raw, headers=headers, timeout=5), 415)
+        assert "Content-Type: application/json" in body["detail"]
+        assert body["errors"] == {"Content-Type": ["Must be application/json."]}
+    # JSON by any of its names is read (and found invalid here), and no body needs no type
+    for content_type in (
+        "application/json",
+        "Application/JSON; charset=UTF-8",
+        "application/merge-patch+json",
+    ):
+        response = requests.post(url, data=raw, headers={"Content-Type": content_type}, timeout=5)
+        assert set(_problem(response, 400)["errors"]) == {"email", "password"}
+    latin1 = {"Content-Type": "application/json; charset=iso-8859-1"}
+    _problem(requests.post(url, data=raw, headers=latin1, timeout=5), 415)
 
 
 def test_deeply_nested_bodies_are_a_400_naming_the_body(gateway):
