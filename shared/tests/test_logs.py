@@ -4,11 +4,13 @@ import io
 import json
 import logging
 
+import pytest
 from nameko.rpc import rpc
 from nameko.testing.services import entrypoint_hook
 
 from shared.context import RequestContext
-from shared.logs import JsonFormatter, request_id_var
+from shared.errors import NotFound
+from shared.logs import ExpectedErrorsAsInfo, JsonFormatter, logging_config, request_id_var
 
 
 def _capture(service="orders"):
@@ -61,3 +63,38 @@ def test_a_workers_logs_and_event_metadata_carry_the_callers_request_id(
         "actor_kind": "user",
     }
     assert json.loads(stream.getvalue().splitlines()[-1])["request_id"] == "req-7"
+
+
+class Failing:
+    name = "failing"
+
+    @rpc(expected_exceptions=(NotFound,))
+    def missing(self):
+        raise NotFound("no such customer")
+
+    @rpc(expected_exceptions=(NotFound,))
+    def broken(self):
+        raise ValueError("a bug")
+
+
+def test_expected_errors_are_one_info_line_and_unexpected_ones_keep_their_traceback(
+    container_factory, nameko_config, caplog
+):
+    assert logging_config("x")["loggers"]["nameko.containers"]["filters"] == ["expected_errors"]
+    containers = logging.getLogger("nameko.containers")
+    quiet = ExpectedErrorsAsInfo()
+    containers.addFilter(quiet)
+    caplog.set_level(logging.INFO)
+    try:
+        container = container_factory(Failing, nameko_config)
+        container.start()
+        for method, error in (("missing", NotFound), ("broken", ValueError)):
+            with entrypoint_hook(container, method) as call, pytest.raises(error):
+                call()
+    finally:
+        containers.removeFilter(quiet)
+    [expected] = [r for r in caplog.records if "(expected)" in r.msg]
+    assert expected.levelno == logging.INFO and expected.exc_info is None
+    assert expected.getMessage().endswith("NotFound: no such customer")
+    [unexpected] = [r for r in caplog.records if r.msg.startswith("error handling worker")]
+    assert unexpected.levelno == logging.ERROR and unexpected.exc_info
