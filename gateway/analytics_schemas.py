@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from gateway.schemas import TIMESTAMP
+from shared.currencies import CurrencyCode
 
 SEGMENTS = (
     "champions",
@@ -16,7 +17,7 @@ SEGMENTS = (
     "hibernating",
     "lost",
 )
-CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="An ISO 4217 code such as CNY.")
+CURRENCY = CurrencyCode()
 MONEY = {"description": "integer minor units of the row's currency"}
 
 

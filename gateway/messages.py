@@ -26,6 +26,7 @@ _ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^Invalid input type\.$", "输入类型不正确。"),
         (r"^Not valid JSON\.$", "请求体不是有效的 JSON。"),
         (r"^Must be application/json\.$", "须为 application/json。"),
+        (r"^Not an ISO 4217 currency code, like CNY\.$", "不是 ISO 4217 货币代码（如 CNY）。"),
         (r"^Not a valid cursor\.$", "分页游标无效。"),
         (r"^Must be one of: (.+)\.$", r"必须是以下之一：\1。"),
         (r"^Length must be between (\d+) and (\d+)\.$", r"长度须在 \1 到 \2 之间。"),

@@ -7,10 +7,11 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from gateway.schemas import TIMESTAMP
+from shared.currencies import CurrencyCode
 
 MINOR = {"description": "integer minor units (1999 = 19.99)"}
 MONEY = validate.Range(min=0, max=10**13)
-CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Not an ISO 4217 currency code, like CNY.")
+CURRENCY = CurrencyCode()
 STATUSES = ["placed", "partially_paid", "paid", "fulfilled", "completed", "cancelled", "returned"]
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from shared.currencies import CurrencyCode
+
 METHODS = ["card", "bank_transfer", "cash", "alipay", "wechat_pay"]
 STATUSES = [
     "pending",
@@ -17,7 +19,7 @@ STATUSES = [
     "cancelled",
     "expired",
 ]
-CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="An ISO 4217 code in capitals, e.g. CNY.")
+CURRENCY = CurrencyCode()
 
 
 def _amount(description: str = "minor units (1999 = 19.99)", **kwargs):

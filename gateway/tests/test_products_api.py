@@ -5,6 +5,7 @@ import uuid
 import pytest
 
 from gateway.tests.conftest import PASSWORD
+from shared.currencies import NOT_A_CURRENCY
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,17 @@ def tokens(api, admin):
         assert created.status_code == 201, created.text
         found[role] = api.login(email)["access_token"]
     return found
+
+
+def test_a_currency_must_be_an_iso_4217_code_in_use(api, tokens):
+    for currency in ("XYZ", "XTS", "cny", "CN"):
+        body = {"sku": f"X-{uuid.uuid4().hex[:6]}", "name": "x", "price": 1, "currency": currency}
+        refused = api.call("POST", "/api/v1/products", token=tokens["manager"], json=body)
+        assert refused.status_code == 400, (currency, refused.text)
+        assert refused.json()["errors"] == {"currency": [NOT_A_CURRENCY]}
+    body = {"sku": f"X-{uuid.uuid4().hex[:6]}", "name": "x", "price": 1, "currency": "KWD"}
+    created = api.call("POST", "/api/v1/products", token=tokens["manager"], json=body)
+    assert created.status_code == 201, created.text
 
 
 def test_managers_create_and_edit_products_everyone_reads_them(api, tokens):

@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from services.analytics.projector import SEGMENTS
+from shared.currencies import CurrencyCode
 from shared.errors import BadRequest
 from shared.schemas import as_instance
 
@@ -31,7 +32,7 @@ def _currency(default: str | None = None) -> fields.String:
     return fields.String(
         load_default=default,
         allow_none=default is None,
-        validate=validate.Regexp(r"^[A-Z]{3}$", error="An ISO 4217 code such as CNY."),
+        validate=CurrencyCode(),
     )
 
 

@@ -4,6 +4,8 @@ metals or test codes, which are not prices)."""
 
 from __future__ import annotations
 
+from shared.currencies import CURRENCIES  # noqa: F401 - the customers service's list too
+
 COUNTRIES = frozenset(
     """
     AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ
@@ -31,36 +33,5 @@ COUNTRIES = frozenset(
     WF WS
     YE YT
     ZA ZM ZW
-    """.split()
-)
-
-CURRENCIES = frozenset(
-    """
-    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN
-    BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
-    CAD CDF CHF CLP CNY COP CRC CUC CUP CVE CZK
-    DJF DKK DOP DZD
-    EGP ERN ETB EUR
-    FJD FKP
-    GBP GEL GHS GIP GMD GNF GTQ GYD
-    HKD HNL HTG HUF
-    IDR ILS INR IQD IRR ISK
-    JMD JOD JPY
-    KES KGS KHR KMF KPW KRW KWD KYD KZT
-    LAK LBP LKR LRD LSL LYD
-    MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN
-    NAD NGN NIO NOK NPR NZD
-    OMR
-    PAB PEN PGK PHP PKR PLN PYG
-    QAR
-    RON RSD RUB RWF
-    SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL
-    THB TJS TMT TND TOP TRY TTD TWD TZS
-    UAH UGX USD UYU UZS
-    VED VES VND VUV
-    WST
-    XAF XCD XCG XOF XPF
-    YER
-    ZAR ZMW ZWG
     """.split()
 )

@@ -8,12 +8,13 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.orders.domain import ACTION_EVENTS, MAX_AMOUNT, MAX_QUANTITY, STATUSES
+from shared.currencies import CurrencyCode
 from shared.errors import BadRequest
 from shared.schemas import as_instance
 
 MONEY = validate.Range(min=0, max=MAX_AMOUNT)
 ORDER_SORTS = ("-placed_at", "placed_at", "-total", "total")
-CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Not an ISO 4217 currency code, like CNY.")
+CURRENCY = CurrencyCode()
 
 
 class Text(fields.String):

@@ -7,8 +7,9 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from services.payments.domain import STATUSES
 from services.payments.events import METHODS
+from shared.currencies import CurrencyCode
 
-CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="An ISO 4217 code in capitals, e.g. CNY.")
+CURRENCY = CurrencyCode()
 AMOUNT = {"strict": True, "required": True, "validate": validate.Range(min=1, max=10**12)}
 
 
