@@ -147,3 +147,44 @@ def test_manager_reconciles_the_day_and_exports_it(page: Page, live_stack):  # n
     expect(listed.locator("[data-status=partially_refunded]").first).to_be_visible()
     listed.locator("a").first.click()
     expect(page.get_by_test_id("order-payments")).to_be_visible()
+
+
+def test_new_order_payments_panel_syncs_and_a_declined_card_is_in_chinese(page: Page, live_stack):  # noqa: F811
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "zh-CN")
+    order = _order(page)
+    # The payments service learns of a new order from its order.placed event, a moment after
+    # the order is placed: its first answers say `order: null`. The panel asks again by itself.
+    stale = []
+
+    def not_yet_known(route):
+        if len(stale) < 3:
+            stale.append(route.request.url)
+            route.fulfill(
+                status=200, content_type="application/json", body='{"items": [], "order": null}'
+            )
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/api/v1/payments\?order_id="), not_yet_known)
+    page.goto(f"/orders/{order['id']}")
+    page.evaluate("window.__sameDocument = true")
+    expect(page.get_by_test_id("payments-syncing")).to_contain_text("正在同步订单到支付服务")
+    expect(page.get_by_test_id("payments-summary")).to_be_visible()
+    expect(page.get_by_test_id("payments-syncing")).to_have_count(0)
+    expect(page.get_by_test_id("payments-unknown")).to_have_count(0)
+    assert len(stale) == 3
+    assert page.evaluate("window.__sameDocument") is True  # no reload happened
+    page.unroute(re.compile(r"/api/v1/payments\?order_id="))
+
+    # a declined card: the provider's reason in words, not its code
+    page.get_by_test_id("payments-take").click()
+    page.get_by_test_id("payment-amount").fill("10.00")
+    page.get_by_test_id("card-number").fill("4000 0000 0000 0002")
+    page.get_by_test_id("card-expiry").fill("12/39")
+    page.get_by_test_id("card-cvc").fill("123")
+    page.get_by_test_id("payment-submit").click()
+    follow = page.get_by_test_id("payment-follow")
+    expect(follow.locator("[data-status=failed]")).to_be_visible()
+    expect(follow).to_contain_text("支付失败：银行卡被拒绝")
+    expect(follow).not_to_contain_text("card_declined")

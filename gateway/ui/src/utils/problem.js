@@ -3,6 +3,7 @@ import { reactive, ref } from 'vue'
 import { ElMessage } from 'element-plus'
 import { i18n } from '../i18n/index.js'
 import { formatDuration } from './format.js'
+import { serverText } from './serverText.js'
 
 // {field: [msgs]}, also nested ({changes: {phone: [msgs]}}, {items: {0: [msgs]}}): the leaf
 // field each message belongs to.
@@ -21,7 +22,7 @@ function flatten(value) {
   if (value === null || value === undefined) return []
   if (Array.isArray(value)) return value.flatMap(flatten)
   if (typeof value === 'object') return Object.values(value).flatMap(flatten)
-  return [String(value)]
+  return [serverText(String(value))]
 }
 
 /** A sentence for the user: our own words for known codes, else the server's detail. */
@@ -34,7 +35,7 @@ export function problemMessage(error) {
     return t(`problem.codes.${code}`, { wait: wait || '' })
   }
   if (error.status === 429) return t('problem.status.429', { wait: wait || t('time.aMoment') })
-  if (error.detail) return error.detail
+  if (error.detail) return serverText(error.detail)
   if (error.status && te(`problem.status.${error.status}`)) {
     return t(`problem.status.${error.status}`, { wait: wait || t('time.aMoment') })
   }
