@@ -8,6 +8,7 @@ list's filters; in Chinese and English."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from playwright.sync_api import Page, expect
@@ -18,6 +19,7 @@ from ui_flows import (  # noqa: F401 - fixtures
     live_stack,
     login,
     page,
+    sign_out,
     switch_language,
 )
 
@@ -169,6 +171,11 @@ def test_orders_in_chinese_with_a_refused_action(page: Page, live_stack):
     assert refused["status"] == 422 and refused["body"]["state"] == "placed"
 
     page.get_by_test_id("order-action-cancel").click()
+    box = page.locator(".el-message-box")
+    # "返回" / "确认取消订单", not "取消" beside "取消订单"
+    expect(box.locator(".el-button--primary")).to_have_text("确认取消订单")
+    expect(box.get_by_role("button", name="返回")).to_be_visible()
+    expect(box.get_by_role("button", name="取消", exact=True)).to_have_count(0)
     page.locator(".el-message-box input").fill("重复下单")
     page.locator(".el-message-box .el-button--primary").click()
     expect(page.get_by_test_id("order-header")).to_contain_text("已取消")
@@ -180,3 +187,81 @@ def test_orders_in_chinese_with_a_refused_action(page: Page, live_stack):
     row = page.get_by_test_id("orders-table").locator("tr", has_text=order["number"])
     expect(row).to_contain_text("已取消")
     expect(row).to_contain_text("20.00")
+
+
+def _until(page: Page, path: str, ready, what: str) -> dict:
+    """GET ``path`` as the page's user until ``ready(body)`` (events take a moment)."""
+    deadline = time.monotonic() + 30
+    while True:
+        answer = api_as_page_user(page, "GET", path)
+        if answer["status"] == 200 and ready(answer["body"]):
+            return answer["body"]
+        assert time.monotonic() < deadline, f"{what}: {answer}"
+        time.sleep(0.3)
+
+
+def test_sales_user_is_not_offered_a_refunding_cancel_nor_sees_others_orders(
+    page: Page, live_stack
+):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    email = f"sales-{uuid.uuid4().hex[:8]}@example.com"
+    password = "Sales-Passw0rd-2024!"
+    user = api_as_page_user(
+        page,
+        "POST",
+        "/api/v1/users",
+        {"email": email, "name": "Sally Sales", "role": "sales", "password": password},
+    )
+    assert user["status"] == 201, user
+    mine = create_customer_via_api(
+        page,
+        {
+            "kind": "person",
+            "name": f"销售客户{uuid.uuid4().hex[:4]}",
+            "force": True,
+            "owner_id": user["body"]["id"],
+        },
+    )
+    others = create_customer_via_api(
+        page, {"kind": "person", "name": f"他人客户{uuid.uuid4().hex[:4]}", "force": True}
+    )
+    tea = make_product(page, price=1000)
+    placed = {}
+    for key, customer in (("mine", mine), ("others", others)):
+        answer = api_as_page_user(
+            page,
+            "POST",
+            "/api/v1/orders",
+            {"customer_id": customer["id"], "lines": [{"product_id": tea["id"], "quantity": 2}]},
+        )
+        assert answer["status"] == 201, answer
+        placed[key] = answer["body"]
+    order = placed["mine"]
+    # part of it paid in cash (the payments service learns of the order from its event)
+    _until(page, f"/api/v1/payments?order_id={order['id']}", lambda b: b["order"], "payments")
+    cash = api_as_page_user(
+        page,
+        "POST",
+        "/api/v1/payments/manual",
+        {"order_id": order["id"], "method": "cash", "amount": 500, "currency": "CNY"},
+    )
+    assert cash["status"] in (200, 201), cash
+    sign_out(page)
+
+    login(page, email, password)
+    switch_language(page, "zh-CN")
+    _until(page, f"/api/v1/orders/{order['id']}", lambda b: b["paid_amount"] > 0, "paid")
+    page.goto(f"/orders/{order['id']}")
+    expect(page.get_by_test_id("order-header")).to_contain_text("部分付款")
+    # cancelling it would refund the cash: a manager's job, said instead of a refused button
+    expect(page.get_by_test_id("order-refund-hint")).to_contain_text("经理")
+    expect(page.get_by_test_id("order-action-cancel")).to_have_count(0)
+    expect(page.get_by_test_id("order-action-return")).to_have_count(0)
+
+    # another user's order, opened by its address: a not-found page in words, not "order not found"
+    page.goto(f"/orders/{placed['others']['id']}")
+    missing = page.get_by_test_id("record-not-found")
+    expect(missing).to_contain_text("未找到该订单")
+    expect(page.get_by_test_id("order-page")).not_to_contain_text("order not found")
+    page.goto(f"/customers/{others['id']}")
+    expect(page.get_by_test_id("record-not-found")).to_contain_text("未找到该客户")

@@ -742,3 +742,22 @@ def test_admin_imports_customers_sees_the_rejected_row_and_reverts_the_import(
     expect(page.get_by_test_id("customers-table")).to_contain_text("No data")
     expect(customer_row(page, first)).to_have_count(0)
     expect(customer_row(page, second)).to_have_count(0)
+
+
+def test_server_field_messages_are_shown_in_chinese(page: Page, live_stack):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "zh-CN")
+    page.goto("/customers/new")
+    form = page.get_by_test_id("customer-form")
+    form.locator("input[name=name]").fill(f"字段错误 {uuid.uuid4().hex[:6]}")
+    form.locator('input[name="emails.0.address"]').fill("not-an-email")
+    page.get_by_test_id("customer-save").click()
+    email_error = page.get_by_test_id("field-emails.0.address").locator(".el-form-item__error")
+    expect(email_error).to_have_text("邮箱地址格式不正确。")
+
+    form.locator('input[name="emails.0.address"]').fill(unique_email("zh"))
+    form.locator('input[name="phones.0.number"]').fill("12345")
+    page.get_by_test_id("customer-save").click()
+    phone_error = page.get_by_test_id("field-phones.0.number").locator(".el-form-item__error")
+    expect(phone_error).to_contain_text("请使用国际格式，例如 +8613812345678")
+    expect(phone_error).not_to_contain_text("Not a valid")

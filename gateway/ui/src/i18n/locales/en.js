@@ -45,6 +45,7 @@ export default {
     optional: 'Optional',
     noData: 'No data',
     backHome: 'Back to home',
+    back: 'Back',
   },
   fields: {
     email: 'Email',
@@ -238,6 +239,7 @@ export default {
     ownerIdHint: 'The user ID of the sales person who owns the customer',
     noOwner: 'Unassigned',
     me: 'Me',
+    otherUser: 'Another user',
     primary: 'Primary',
     addEmail: 'Add email',
     addPhone: 'Add phone',
@@ -453,6 +455,7 @@ export default {
       actor: 'By',
       empty: 'No events yet',
       more: 'Load more',
+      paidOfTotal: 'paid {paid} of {total}',
     },
     events: {
       customer_registered: 'Created',
@@ -639,6 +642,8 @@ export default {
       returned: 'Returned',
     },
     actions: { fulfil: 'Fulfil', complete: 'Complete', cancel: 'Cancel order', return: 'Record return' },
+    confirmButton: { cancel: 'Cancel order', return: 'Record return' },
+    refundNeedsManager: 'An order with payments on it is cancelled or returned by a manager (its money is refunded).',
     done: { fulfil: 'Order fulfilled', complete: 'Order completed', cancel: 'Order cancelled', return: 'Return recorded' },
     confirm: {
       cancel: 'Cancel this order? Open payments are voided and captured ones refunded.',
@@ -874,5 +879,8 @@ export default {
   notFound: {
     title: 'Page not found',
     text: 'The page you asked for does not exist or has been removed.',
+    order: 'Order not found',
+    customer: 'Customer not found',
+    recordText: 'It does not exist, or it is not yours to see (for example, a customer of another sales user).',
   },
 }

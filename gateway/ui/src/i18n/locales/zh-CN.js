@@ -47,6 +47,7 @@ export default {
     optional: '选填',
     noData: '暂无数据',
     backHome: '返回首页',
+    back: '返回',
   },
   fields: {
     email: '邮箱',
@@ -240,6 +241,7 @@ export default {
     ownerIdHint: '负责该客户的销售人员的用户 ID',
     noOwner: '未分配',
     me: '我',
+    otherUser: '其他同事',
     primary: '首选',
     addEmail: '添加邮箱',
     addPhone: '添加电话',
@@ -455,6 +457,7 @@ export default {
       actor: '操作人',
       empty: '暂无事件',
       more: '加载更多',
+      paidOfTotal: '已付 {paid} / {total}',
     },
     events: {
       customer_registered: '创建客户',
@@ -641,6 +644,8 @@ export default {
       returned: '已退货',
     },
     actions: { fulfil: '发货', complete: '完成', cancel: '取消订单', return: '登记退货' },
+    confirmButton: { cancel: '确认取消订单', return: '确认登记退货' },
+    refundNeedsManager: '已付款的订单需由经理取消或退货（将退款）。',
     done: { fulfil: '订单已发货', complete: '订单已完成', cancel: '订单已取消', return: '已登记退货' },
     confirm: {
       cancel: '确定取消该订单？未完成的支付将被撤销，已收款项将退款。',
@@ -876,5 +881,8 @@ export default {
   notFound: {
     title: '页面不存在',
     text: '您访问的页面不存在或已被移除。',
+    order: '未找到该订单',
+    customer: '未找到该客户',
+    recordText: '该记录不存在，或不在您可查看的范围内（例如属于其他销售负责的客户）。',
   },
 }
