@@ -1,4 +1,17 @@
 // Field names and values of a customer's changes, as words (timeline, consent history).
+import { LANGUAGES, i18n } from '../../i18n/index.js'
+
+/** A language code (zh-CN, en, fr) as its name: ours for the UI's languages, else the browser's. */
+export function languageLabel(code) {
+  if (!code) return ''
+  const known = LANGUAGES.find((l) => l.code === code)
+  if (known) return known.label
+  try {
+    return new Intl.DisplayNames([i18n.global.locale.value], { type: 'language' }).of(code) || code
+  } catch {
+    return code
+  }
+}
 
 const FIELD_KEYS = {
   kind: 'kind',
@@ -64,6 +77,7 @@ const VALUE_GROUPS = {
 
 /** valueText, with codes (channel, status, …) in words. */
 export function fieldValueText(t, te, field, value) {
+  if (field === 'language' && typeof value === 'string') return languageLabel(value)
   const group = VALUE_GROUPS[field]
   if (group && typeof value === 'string' && te(`customers.${group}.${value}`)) return t(`customers.${group}.${value}`)
   return valueText(value)
