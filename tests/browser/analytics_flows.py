@@ -6,6 +6,8 @@ not."""
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 
 from playwright.sync_api import Page, expect
@@ -94,6 +96,7 @@ def test_dashboard_charts_rebuild_export_and_english(page: Page, live_stack):  #
     _chart_drawn(page, "chart-segments")
     table = page.get_by_test_id("segments-table")
     expect(table).to_contain_text("重要价值客户")
+    expect(page.get_by_test_id("segments-as-of")).to_contain_text("评分日期")
     enabled = table.locator("button:not([disabled])").first
     with page.expect_download() as download:
         enabled.click()
@@ -122,8 +125,23 @@ def test_analysts_open_the_dashboard_and_sales_cannot(page: Page, live_stack):  
         assert created["status"] == 201, created
     sign_out(page)
     login(page, emails["analyst"], PASSWORD)
+    # Right after the first orders the segments are not scored yet (every minute): as_of null
+    # and zeros, said in words rather than as a table of zeros.
+    unscored = {
+        "currency": "CNY",
+        "as_of": None,
+        "segments": [{"segment": "champions", "customers": 0, "monetary": 0}],
+    }
+    page.route(
+        re.compile(r"/api/v1/analytics/segments\?"),
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(unscored)
+        ),
+    )
     page.get_by_test_id("nav-analytics").click()
     expect(page.get_by_test_id("analytics-kpis")).to_be_visible()
+    expect(page.get_by_test_id("segments-pending")).to_contain_text("细分每分钟更新，尚未计算")
+    expect(page.get_by_test_id("segments-table")).to_have_count(0)
     expect(page.get_by_test_id("analytics-rebuild")).to_have_count(0)
     sign_out(page)
     login(page, emails["sales"], PASSWORD)

@@ -31,6 +31,7 @@ const en = {
     series: { captured: 'Captured', refunded: 'Refunded', net: 'Net' },
     cohort: 'Cohort',
     monthsAfter: 'Months after first purchase',
+    retention: 'retention',
     size: 'Customers',
     methods: {
       card: 'Card',
@@ -56,6 +57,8 @@ const en = {
       monetary: 'Spent',
       export: 'Export CSV',
       asOf: 'Scored on {date}',
+      pending: 'Segments are scored every minute; not scored yet.',
+      everyMinute: 'scored every minute',
     },
     clv: {
       title: 'Lifetime value (BG/NBD + Gamma-Gamma)',
@@ -120,6 +123,7 @@ const zh = {
     series: { captured: '收款', refunded: '退款', net: '净额' },
     cohort: '同期群',
     monthsAfter: '首购后月数',
+    retention: '留存率',
     size: '客户数',
     methods: {
       card: '银行卡',
@@ -145,6 +149,8 @@ const zh = {
       monetary: '消费金额',
       export: '导出 CSV',
       asOf: '评分日期 {date}',
+      pending: '细分每分钟更新，尚未计算。',
+      everyMinute: '每分钟更新',
     },
     clv: {
       title: '客户终身价值（BG/NBD + Gamma-Gamma）',
