@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-import phonenumbers
-
 from services.customers.codes import COUNTRIES
+from shared.phones import DEFAULT_REGION
+from shared.phones import normalise_phone as shared_normalise_phone
 
 MAX_ATTRIBUTE_TEXT = 500
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -21,20 +21,8 @@ Errors = dict[str, Any]
 
 
 def normalise_phone(raw: str, region: str) -> str:
-    """``raw`` as E.164; national numbers are read as numbers of ``region``. Raises
-    ``ValueError`` with a message for the caller when it is not a valid number."""
-    region = region if region in COUNTRIES else "CN"
-    try:
-        parsed = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError("Not a phone number.") from exc
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(
-            "Not a valid phone number"
-            + ("" if raw.strip().startswith("+") else f" in {region}")
-            + "; use international form, like +8613812345678."
-        )
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    """``raw`` as E.164 (``shared.phones``); a region that is no country of ours is CN."""
+    return shared_normalise_phone(raw, region if region in COUNTRIES else DEFAULT_REGION)
 
 
 def normalise_phones(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,12 +12,11 @@ from services.users.config import LANGUAGES, ROLES
 from services.users.events import UtcDateTime
 from services.users.passwords import MAX_INPUT_LENGTH
 from shared.errors import BadRequest
+from shared.phones import normalise_phone
 from shared.schemas import as_instance
 
 ACTOR_KINDS = ("user", "api_key", "system")
 MAX_LIST_LIMIT = 200
-_PHONE = re.compile(r"^\+[1-9]\d{7,14}$")
-_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 
 
 class Trimmed(fields.String):
@@ -38,19 +36,18 @@ class EmailAddress(fields.Email):
 
 
 class Phone(fields.String):
-    """E.164, loosely: ``+`` and 8 to 15 digits; spaces, dashes, dots and brackets are dropped.
-    Empty means none."""
+    """A phone number as E.164, read as the customers service reads one (``shared.phones``):
+    "+86 138-1234-5678", "0086 138…" (CN's international prefix) or a national number of the
+    default region ("13812345678"). Empty means none."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        text = _PHONE_SEPARATORS.sub("", text)
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
         if text == "":
             return None
-        if text.startswith("00"):
-            text = "+" + text[2:]
-        if not _PHONE.match(text):
-            raise ValidationError("Must be a phone number in E.164 form, like +8613812345678.")
-        return text
+        try:
+            return normalise_phone(text)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
 
 
 def _email(**kwargs) -> EmailAddress:

@@ -178,6 +178,25 @@ def test_update_profile_changed_fields_only_and_optimistic_concurrency(
     assert cleared["phone"] is None and cleared["version"] == 3
 
 
+def test_a_profile_phone_is_read_as_the_customer_form_reads_one(users, make_user):
+    """National numbers of the default region (CN), as the customers service takes them."""
+    user = make_user()
+    actor = user_actor(user)
+    for typed, stored in (
+        ("13812345678", "+8613812345678"),
+        ("138 0013 8000", "+8613800138000"),
+        ("0086 138 1234 5678", "+8613812345678"),
+        ("+49 30 123456", "+4930123456"),
+    ):
+        changes = {"phone": typed}
+        updated = users.update_profile(actor=actor, user_id=user["id"], changes=changes)
+        assert updated["phone"] == stored, typed
+    for wrong in ("12345", "+1555123", "phone"):
+        with pytest.raises(BadRequest) as caught:
+            users.update_profile(actor=actor, user_id=user["id"], changes={"phone": wrong})
+        assert list(caught.value.extra["errors"]["changes"]) == ["phone"]
+
+
 def test_update_profile_email_conflict_and_validation(users, make_user):
     first, second = make_user(), make_user()
     with pytest.raises(Conflict):
