@@ -258,6 +258,23 @@ def test_list_filters_and_pages(api, users, product):
     assert [item["total"] for item in by_total["items"]] == [5997, 3998]
     wrong = api.call("GET", "/api/v1/orders?status=lost", token=token)
     assert wrong.status_code == 400 and "status" in wrong.json()["errors"]
+    # several orders by id at once (the web UI's payments list shows their numbers)
+    by_id = api.call("GET", f"/api/v1/orders?id={ids[0]},{ids[2]}", token=token).json()["items"]
+    assert sorted(item["id"] for item in by_id) == sorted([ids[0], ids[2]])
+    for bad in ("nope", ",".join([ids[0]] * 201)):
+        refused = api.call("GET", f"/api/v1/orders?id={bad}", token=token)
+        assert refused.status_code == 400 and "id" in refused.json()["errors"], refused.text
+
+
+def test_orders_by_id_are_still_only_those_the_caller_may_see(api, users, product):
+    sales = users["sales"]
+    own = place(api, sales["token"], customer(api, sales["token"])["id"], product).json()
+    admin = users["admin"]["token"]
+    theirs = place(api, admin, customer(api, admin)["id"], product).json()
+    listed = api.call(
+        "GET", f"/api/v1/orders?id={own['id']},{theirs['id']}", token=sales["token"]
+    ).json()["items"]
+    assert [item["id"] for item in listed] == [own["id"]]
 
 
 def test_import_past_orders_twice(api, users, product):

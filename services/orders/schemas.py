@@ -125,6 +125,9 @@ class OrderQuery(Schema):
     status = fields.List(
         fields.String(validate=validate.OneOf(STATUSES)), load_default=None, allow_none=True
     )
+    id = fields.List(
+        fields.UUID(), load_default=None, allow_none=True, validate=validate.Length(max=200)
+    )
     placed_from = fields.AwareDateTime(load_default=None, allow_none=True)
     placed_to = fields.AwareDateTime(load_default=None, allow_none=True)
     total_min = fields.Integer(load_default=None, allow_none=True, validate=MONEY)

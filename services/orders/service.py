@@ -199,6 +199,8 @@ class OrdersService(EventSourcedService):
         for name in ("customer_id", "product_id"):
             if args.get(name):
                 args[name] = str(args[name])
+        if args.get("id"):
+            args["id"] = [str(order_id) for order_id in args["id"]]
         return self._read(lambda: views.list_orders(self.db, viewer, **args))
 
     @api

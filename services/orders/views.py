@@ -184,6 +184,7 @@ def list_orders(
     viewer: Mapping[str, Any],
     customer_id: str | None = None,
     status: list[str] | None = None,
+    id: list[str] | None = None,
     placed_from: datetime | None = None,
     placed_to: datetime | None = None,
     total_min: int | None = None,
@@ -206,6 +207,8 @@ def list_orders(
         query = query.where(o.c.customer_id == customer_id)
     if status:
         query = query.where(o.c.status.in_(status))
+    if id:
+        query = query.where(o.c.id.in_(id))
     if placed_from:
         query = query.where(o.c.placed_at >= placed_from)
     if placed_to:

@@ -145,6 +145,8 @@ def test_manager_reconciles_the_day_and_exports_it(page: Page, live_stack):  # n
     page.get_by_role("menuitem", name="Payments").click()
     listed = page.get_by_test_id("payments-list")
     expect(listed.locator("[data-status=partially_refunded]").first).to_be_visible()
+    # each order is named by its number, asked for in one request for the page
+    expect(listed.get_by_test_id("payment-order").first).to_have_text(re.compile(r"^SO\d+$"))
     listed.locator("a").first.click()
     expect(page.get_by_test_id("order-payments")).to_be_visible()
 

@@ -20,6 +20,8 @@ export function orderQuery(filters = {}) {
 
 export const orders = {
   list: (filters, { limit, cursor } = {}) => api.get('/orders', { query: { ...orderQuery(filters), limit, cursor } }),
+  /** The orders among ``ids`` (at most 200) that the caller may see, in one request. */
+  byIds: (ids) => api.get('/orders', { query: { id: ids.join(','), limit: ids.length } }),
   /** { data: Order, etag } */
   get: (id) => api.get(one(id), { meta: true }),
   place: (body, key) => api.post('/orders', body, { headers: { 'Idempotency-Key': key || newIdempotencyKey() } }),
