@@ -13,6 +13,7 @@ from marshmallow import Schema, ValidationError
 from gateway import integration_schemas as schemas
 from gateway import order_schemas as osch
 from gateway.operations import Context, Reply, op
+from gateway.problems import problem_extra
 from gateway.routes.customers import viewer
 from gateway.routes.orders import _plain
 from shared.errors import BadRequest, CmsError
@@ -24,7 +25,7 @@ PARALLEL = 4
 
 
 def _problem(exc: CmsError) -> dict[str, Any]:
-    return {"title": exc.title, "status": exc.status, "detail": exc.detail, **exc.extra}
+    return {"title": exc.title, "status": exc.status, "detail": exc.detail, **problem_extra(exc)}
 
 
 def _item_data(schema: type[Schema], data: Any) -> dict[str, Any]:

@@ -288,7 +288,7 @@ def test_the_sandbox_confirmation_step_decline_and_wallet_scan(
 
     invalid = pay(api, tokens["manager"], order, 1000, number="4242424242424241")
     assert invalid.status_code == 400
-    assert "number" in invalid.json()["errors"]["card"]
+    assert "card.number" in invalid.json()["errors"]
 
     wallet = pay(api, tokens["manager"], order, 2000, method="alipay").json()
     assert wallet["next_action"]["type"] == "qr"

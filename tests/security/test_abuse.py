@@ -37,6 +37,11 @@ def _problem(response, status):
     return response.json()
 
 
+def _fields(problem) -> set[str]:
+    """The top-level fields a 400 names (its ``errors`` are dotted paths: ``lines.0.quantity``)."""
+    return {path.split(".")[0] for path in problem["errors"]}
+
+
 # --- BOLA / IDOR -----------------------------------------------------------------------------
 
 
@@ -337,7 +342,7 @@ def test_overlong_strings_are_400_naming_the_field(api, people, body, field):
         token=people["manager"]["token"],
         json={"kind": "person", "name": "Long", **body},
     )
-    assert field in _problem(response, 400)["errors"]
+    assert _fields(_problem(response, 400)) == {field}
 
 
 def test_overlong_query_strings_are_400_naming_the_parameter(api, people):
@@ -736,7 +741,7 @@ def test_a_client_cannot_set_order_or_payment_fields_it_may_not(api, people, sol
             "lines": [{**lines[0], "unit_price": 1, "line_total": 1}],
         },
     )
-    assert "lines" in _problem(priced, 400)["errors"]
+    assert set(_problem(priced, 400)["errors"]) == {"lines.0.unit_price", "lines.0.line_total"}
     paid = api.call(
         "POST",
         "/api/v1/payments/manual",

@@ -5,11 +5,33 @@ import { i18n } from '../i18n/index.js'
 import { formatDuration } from './format.js'
 import { serverText } from './serverText.js'
 
+// The gateway names each field by its dotted path ({"lines.0.quantity": [msgs]}); nested
+// objects of messages ({lines: {0: {quantity: [msgs]}}}) are read too. Both become the nested
+// form, a whole object's own messages under `_schema`.
+function nested(errors) {
+  const out = {}
+  for (const [key, value] of Object.entries(errors || {})) {
+    const keys = key.split('.')
+    let node = out
+    for (const part of keys.slice(0, -1)) {
+      if (Array.isArray(node[part])) node[part] = { _schema: node[part] }
+      node = node[part] = node[part] || {}
+    }
+    const last = keys[keys.length - 1]
+    const plain = value && typeof value === 'object' && !Array.isArray(value) ? nested(value) : value
+    if (node[last] && typeof node[last] === 'object' && !Array.isArray(node[last])) {
+      if (Array.isArray(plain)) node[last]._schema = [...(node[last]._schema || []), ...plain]
+      else Object.assign(node[last], plain)
+    } else node[last] = plain
+  }
+  return out
+}
+
 // {field: [msgs]}, also nested ({changes: {phone: [msgs]}}, {items: {0: [msgs]}}): the leaf
 // field each message belongs to.
 function fieldEntries(errors, parent = null) {
   const out = []
-  for (const [key, value] of Object.entries(errors || {})) {
+  for (const [key, value] of Object.entries(parent === null ? nested(errors) : errors || {})) {
     const isObject = value && typeof value === 'object' && !Array.isArray(value)
     const numericKeys = isObject && Object.keys(value).every((k) => /^\d+$/.test(k))
     if (isObject && !numericKeys) out.push(...fieldEntries(value, key))
@@ -81,7 +103,7 @@ export function useFormProblem(fields = []) {
 // ["…"]}}} gives [["emails", "0", "address"], ["…"]].
 function pathEntries(errors, prefix = []) {
   const out = []
-  for (const [key, value] of Object.entries(errors || {})) {
+  for (const [key, value] of Object.entries(prefix.length ? errors || {} : nested(errors))) {
     const path = [...prefix, key]
     if (value && typeof value === 'object' && !Array.isArray(value)) out.push(...pathEntries(value, path))
     else out.push([path, flatten(value)])
