@@ -265,3 +265,23 @@ def test_sales_user_is_not_offered_a_refunding_cancel_nor_sees_others_orders(
     expect(page.get_by_test_id("order-page")).not_to_contain_text("order not found")
     page.goto(f"/customers/{others['id']}")
     expect(page.get_by_test_id("record-not-found")).to_contain_text("未找到该客户")
+
+
+def test_order_import_page_shows_its_column_rules_in_both_languages(page: Page, live_stack):
+    # A message vue-i18n cannot compile (a bare "@" in "SKU*数量@单价") threw while rendering and
+    # left this page blank; the console said only "SyntaxError: 10".
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "zh-CN")
+    page.get_by_test_id("nav-orders").click()
+    expect(page.get_by_test_id("orders-page")).to_be_visible()
+    page.goto("/orders/imports")
+    imports = page.get_by_test_id("order-import-page")
+    expect(imports.locator("h1")).to_have_text("导入历史订单")
+    expect(page.get_by_test_id("order-import-rules")).to_contain_text("SKU*数量@单价")
+    expect(imports).to_contain_text("external_id,customer_id,placed_at")
+    switch_language(page, "en")
+    expect(page.get_by_test_id("order-import-rules")).to_contain_text("SKU*quantity@unit price")
+    assert not errors, errors

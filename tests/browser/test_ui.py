@@ -57,3 +57,15 @@ def test_ui_flows_in_chromium(live_stack):
     print(report)
     assert child.returncode == 0, f"browser flows failed:\n{report}"
     assert "skipped" not in report, f"browser flows were skipped:\n{report}"
+
+
+def test_every_ui_message_compiles():
+    """Every message of both locales goes through vue-i18n's compiler (gateway/ui/scripts/
+    check-messages.mjs): a bare ``@``, ``{`` or ``|`` otherwise only fails when a page shows it."""
+    ui = HERE.parents[1] / "gateway" / "ui"
+    if not (ui / "node_modules" / "@intlify" / "message-compiler").exists():
+        pytest.fail("gateway/ui/node_modules is missing: cd gateway/ui && npm ci")
+    checked = subprocess.run(
+        ["node", "scripts/check-messages.mjs"], cwd=ui, capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -719,7 +719,7 @@ export default {
       title: 'Import past orders',
       subtitle: 'Orders from the system you used before, with their original dates.',
       columns: 'A CSV (UTF-8 or GBK) or Excel file with these columns (English or Chinese headers):',
-      rules: 'customer_id is the CMS customer id; lines are SKU*quantity@unit price joined by ";" (or give amount instead); paid is yes/no. An order whose external_id is already in CMS is skipped, so the same file twice creates nothing twice.',
+      rules: "customer_id is the CMS customer id; lines are SKU*quantity{'@'}unit price joined by \";\" (or give amount instead); paid is yes/no. An order whose external_id is already in CMS is skipped, so the same file twice creates nothing twice.",
       customerId: 'customer id',
       start: 'Import',
       created: '{n} created',
