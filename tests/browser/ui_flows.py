@@ -511,6 +511,18 @@ def test_customer_created_through_the_form_after_an_inline_field_error(page: Pag
 
     name = f"Form Person {uuid.uuid4().hex[:6]}"
     form.locator("input[name=name]").fill(name)
+    # Enter in a single-line field does not submit the half-filled form: only the button does.
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    form.locator("input[name=external_id]").fill(f"EXT-{uuid.uuid4().hex[:6]}")
+    form.locator("input[name=external_id]").press("Enter")
+    form.locator("input[name=source]").press("Enter")
+    page.wait_for_timeout(500)
+    assert not [u for u in posts if u.endswith("/api/v1/customers")], posts
+    expect(page).to_have_url(re.compile(r"/customers/new"))
+    found = api_as_page_user(page, "GET", f"/api/v1/customers?q={name.replace(' ', '%20')}")
+    assert found["body"]["items"] == [], found
+    form.locator("input[name=external_id]").fill("")
     form.locator('input[name="emails.0.address"]').fill("not-an-email")
     form.locator('input[name="phones.0.number"]').fill(unique_phone())
     form.locator("input[name=price_min]").fill("100")
