@@ -251,6 +251,10 @@ class Fold:
         if kind in ORDER_STATUS and version > row["status_version"]:
             row["status"], row["status_version"] = ORDER_STATUS[kind], version
         if kind == "order.payment_applied":
+            # the status once it is counted (additive): a refund of everything makes a paid
+            # order placed again with no status event of its own, so no longer a purchase
+            if payload.get("status") and version > row["status_version"]:
+                row["status"], row["status_version"] = payload["status"], version
             event_id = str(envelope["event_id"])
             self.order_payments[event_id] = {
                 "event_id": event_id,

@@ -378,6 +378,7 @@ class Order:
         if key in self.applied or amount <= 0:
             return []
         paid = self.paid_amount + amount if kind == "capture" else self.paid_amount - amount
+        status = self._status_after(paid)
         events: list[Change] = [
             (
                 "order.payment_applied",
@@ -389,16 +390,24 @@ class Order:
                     "paid_amount": paid,
                     "total": self.total,
                     "refund_id": refund_id,
+                    "status": status,
                 },
             )
         ]
-        if self.status in OPEN_FOR_PAYMENT:
+        if status != self.status and status in ("paid", "partially_paid"):
             summary = {**self._base(), "paid_amount": paid, "total": self.total}
-            if paid >= self.total and self.status != "paid":
-                events.append(("order.paid", summary))
-            elif 0 < paid < self.total and self.status == "placed":
-                events.append(("order.partially_paid", summary))
+            events.append((f"order.{status}", summary))
         return events
+
+    def _status_after(self, paid: int) -> str:
+        """The status once ``paid`` is what the order has kept (see the workflow above)."""
+        if self.status not in OPEN_FOR_PAYMENT:
+            return self.status
+        if paid >= self.total:
+            return "paid"
+        if paid <= 0:
+            return "placed"
+        return "partially_paid" if self.status == "placed" else self.status
 
     # -- fold --------------------------------------------------------------------------------
 

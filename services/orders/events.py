@@ -138,7 +138,9 @@ class OrderAddressChangedV1(_OrderEvent):
     "order.payment_applied",
     1,
     "A captured payment or a refund counted against the order. ``refund_id`` (additive) names "
-    "the refund for kind refund.",
+    "the refund for kind refund; ``status`` (additive) is the order's status once it is "
+    "counted: a refund that brings a paid order back to nothing makes it ``placed`` with no "
+    "status event of its own.",
 )
 class OrderPaymentAppliedV1(_OrderEvent):
     payment_id = fields.String(required=True)
@@ -147,6 +149,7 @@ class OrderPaymentAppliedV1(_OrderEvent):
     paid_amount = fields.Integer(**MONEY)
     total = fields.Integer(**MONEY)
     refund_id = fields.String(load_default=None, allow_none=True)
+    status = fields.String(load_default=None, allow_none=True)
 
 
 @registry.register("order.partially_paid", 1, "Some, not all, of the total is paid.")

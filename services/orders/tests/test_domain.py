@@ -181,7 +181,9 @@ def test_a_goodwill_refund_leaves_a_paid_order_paid_and_ready_to_ship():
 def test_a_paid_order_refunded_in_full_is_placed_again():
     order = in_state("paid")
     run(order, order.apply_payment("p1", "refund", 600, refund_id="r1"))
-    run(order, order.apply_payment("p1", "refund", 400, refund_id="r2"))
+    ((event_type, payload),) = order.apply_payment("p1", "refund", 400, refund_id="r2")
+    assert (event_type, payload["status"]) == ("order.payment_applied", "placed")  # for readers
+    run(order, [(event_type, payload)])
     assert (order.status, order.paid_amount) == ("placed", 0)
     run(order, order.apply_payment("p2", "capture", 400))
     assert order.status == "partially_paid"
