@@ -285,3 +285,17 @@ def test_order_import_page_shows_its_column_rules_in_both_languages(page: Page, 
     switch_language(page, "en")
     expect(page.get_by_test_id("order-import-rules")).to_contain_text("SKU*quantity@unit price")
     assert not errors, errors
+
+    # The audit log names order actions in words, as it does customer actions (it showed the
+    # raw code orders.place and the resource type "order").
+    switch_language(page, "zh-CN")
+    page.get_by_test_id("nav-audit").click()
+    action = page.get_by_test_id("audit-action-filter")
+    action.click()
+    action.locator("input").fill("下单")
+    page.locator(".el-select-dropdown__item:visible", has_text="orders.place").first.click()
+    page.get_by_test_id("audit-search").click()
+    table = page.get_by_test_id("audit-table")
+    expect(table.locator("tbody tr").first).to_contain_text("下单")
+    expect(table.locator("tbody tr").first).to_contain_text("订单 #")
+    assert not errors, errors

@@ -3,10 +3,16 @@
 // Also lists keys present in one locale and missing from the other.
 // Usage: node scripts/check-messages.mjs   (exit status 1 when anything is wrong)
 import { baseCompile } from '@intlify/message-compiler'
-import zhCN from '../src/i18n/locales/zh-CN.js'
-import en from '../src/i18n/locales/en.js'
 
-const locales = { 'zh-CN': zhCN, en }
+// The locale files plus the messages modules merge into at load (serverText, payments, analytics).
+await import('vue') // before the stub below: Vue looks for a real DOM when it loads
+globalThis.document ??= { documentElement: {} }
+globalThis.localStorage ??= { getItem: () => null, setItem: () => {} }
+const { i18n } = await import('../src/i18n/index.js')
+await import('../src/utils/serverText.js')
+await import('../src/components/payments/messages.js')
+await import('../src/components/analytics/messages.js')
+const locales = Object.fromEntries(i18n.global.availableLocales.map((l) => [l, i18n.global.getLocaleMessage(l)]))
 const problems = []
 
 function walk(node, path, visit) {

@@ -61,7 +61,8 @@ const en = {
       everyMinute: 'scored every minute',
     },
     clv: {
-      title: 'Lifetime value (BG/NBD + Gamma-Gamma)',
+      title: 'Customer lifetime value',
+      model: 'BG/NBD + Gamma-Gamma model',
       asOf: 'As of',
       unit: 'Time unit',
       units: { days: 'Days', weeks: 'Weeks' },
@@ -153,7 +154,8 @@ const zh = {
       everyMinute: '每分钟更新',
     },
     clv: {
-      title: '客户终身价值（BG/NBD + Gamma-Gamma）',
+      title: '客户终身价值',
+      model: '模型：BG/NBD + Gamma-Gamma',
       asOf: '截至日期',
       unit: '时间单位',
       units: { days: '天', weeks: '周' },
