@@ -36,3 +36,26 @@ def require_writer(viewer: Mapping[str, Any]) -> None:
 def require_manager(principal: Mapping[str, Any], what: str) -> None:
     if role(principal) not in (*MANAGERS, "system"):
         raise Forbidden(f"only admins and managers may {what}", {"code": "manager_only"})
+
+
+#: Status actions after which the payments service gives back what was paid on the order.
+REFUNDING_ACTIONS = ("cancel", "return")
+
+
+def require_may_act(viewer: Mapping[str, Any], action: str, paid_amount: int) -> None:
+    """Writers act on orders; a cancel or return of an order with money paid on it is a
+    refund, and refunds are for admins and managers (as one asked of payments directly is)."""
+    require_writer(viewer)
+    if action in REFUNDING_ACTIONS and paid_amount > 0:
+        require_manager(viewer, f"{action} an order with money paid on it (a refund)")
+
+
+def may_act(viewer: Mapping[str, Any] | None, action: str, paid_amount: int) -> bool:
+    """Whether :func:`require_may_act` lets ``viewer`` (None: the service itself) act."""
+    if viewer is None:
+        return True
+    try:
+        require_may_act(viewer, action, paid_amount)
+    except Forbidden:
+        return False
+    return True

@@ -230,10 +230,6 @@ def change_address(
     store.save_order(order, order.change_address(address))
 
 
-#: Status actions after which the payments service gives back what was paid.
-REFUNDING_ACTIONS = ("cancel", "return")
-
-
 def act(
     store: Store,
     viewer: Mapping[str, Any],
@@ -244,10 +240,7 @@ def act(
 ) -> None:
     access.require_writer(viewer)
     order = visible_order(store, viewer, order_id)
-    if action in REFUNDING_ACTIONS and order.paid_amount > 0:
-        # the payments service refunds what was paid on a cancelled or returned order, and
-        # refunds are for admins and managers (as a refund asked of payments directly is)
-        access.require_manager(viewer, f"{action} an order with money paid on it (a refund)")
+    access.require_may_act(viewer, action, order.paid_amount)
     check_version(order.version, expected_version)
     store.save_order(order, order.act(action, reason))
 

@@ -137,7 +137,11 @@ def order_json(
         "notes": None if hidden or vault is None else vault.unseal(order.notes),
         "personal_hidden": hidden,
         "editable": order.allows("change_lines"),
-        "actions": order.available_actions(),
+        "actions": [
+            action
+            for action in order.available_actions()
+            if access.may_act(viewer, action, order.paid_amount)
+        ],
         "version": order.version,
     }
     if row is not None:

@@ -286,6 +286,10 @@ def test_sales_may_not_cancel_or_return_an_order_with_money_paid_on_it(
     assert refused.value.extra["code"] == "manager_only"
     state = orders.get_order(order_id=order["id"])
     assert state["status"] == ("paid" if action == "cancel" else "fulfilled")
+    # the order's actions say what each caller may do
+    assert action not in orders.get_order(order_id=order["id"], viewer=seller)["actions"]
+    assert action in orders.get_order(order_id=order["id"], viewer=admin)["actions"]
+    assert orders.get_order(order_id=order["id"], viewer=principal("analyst"))["actions"] == []
     done = orders.order_action(**as_(admin), order_id=order["id"], action=action, reason="r")
     assert done["status"] == ("cancelled" if action == "cancel" else "returned")
 
