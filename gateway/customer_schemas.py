@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from gateway.schemas import TIMESTAMP
 
+MINOR_UNITS = {"description": "integer minor units (1999 = 19.99)"}
 KIND = validate.OneOf(["person", "company"])
 CHANNEL = validate.OneOf(["email", "phone", "sms", "wechat", "mail", "none"])
 CONSENT_CHANNEL = validate.OneOf(["email", "phone", "sms", "wechat", "mail"])
@@ -66,8 +67,12 @@ class AddressEntry(Schema):
 class Preferences(Schema):
     categories = fields.List(_text(50), validate=validate.Length(max=50))
     brands = fields.List(_text(50), validate=validate.Length(max=50))
-    price_min = fields.Integer(allow_none=True, metadata={"description": "minor units"})
-    price_max = fields.Integer(allow_none=True, metadata={"description": "minor units"})
+    price_min = fields.Integer(
+        allow_none=True, strict=True, validate=validate.Range(min=0), metadata=MINOR_UNITS
+    )
+    price_max = fields.Integer(
+        allow_none=True, strict=True, validate=validate.Range(min=0), metadata=MINOR_UNITS
+    )
     currency = fields.String(allow_none=True, validate=validate.Length(equal=3))
     notes = _text(2000, allow_none=True)
 

@@ -73,6 +73,15 @@ def test_create_validates_fields_and_answers_duplicates_with_the_existing_id(api
     errors = plain.json()["errors"]
     assert '{"address": "name@example.com"}' in errors["emails.0"][0]
     assert '{"number":' in errors["phones.0"][0]
+    # a price preference is integer minor units: a fraction is refused, never truncated
+    fraction = api.call(
+        "POST",
+        "/api/v1/customers",
+        token=token,
+        json={"kind": "person", "name": "X", "preferences": {"currency": "CNY", "price_min": 10.5}},
+    )
+    assert fraction.status_code == 400, fraction.text
+    assert list(fraction.json()["errors"]) == ["preferences.price_min"]
     email = f"dup-{uuid.uuid4().hex[:6]}@example.com"
     first = _create(api, token, name="Dup One", emails=[{"address": email}])
     again = api.call(
