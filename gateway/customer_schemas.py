@@ -92,7 +92,11 @@ class _Writable(Schema):
 
 
 class CustomerCreate(_Writable):
-    kind = fields.String(required=True, validate=KIND)
+    kind = fields.String(
+        load_default="person",
+        validate=KIND,
+        metadata={"description": "person (default) or company"},
+    )
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     tags = fields.List(_text(50), validate=validate.Length(max=50))
     owner_id = fields.String(allow_none=True, validate=validate.Length(max=64))

@@ -73,6 +73,9 @@ def test_create_validates_fields_and_answers_duplicates_with_the_existing_id(api
     errors = plain.json()["errors"]
     assert '{"address": "name@example.com"}' in errors["emails.0"][0]
     assert '{"number":' in errors["phones.0"][0]
+    # only the name is needed: a customer is a person unless said otherwise (as the form says)
+    named = api.call("POST", "/api/v1/customers", token=token, json={"name": "只有姓名"})
+    assert (named.status_code, named.json().get("kind")) == (201, "person"), named.text
     # a price preference is integer minor units: a fraction is refused, never truncated
     fraction = api.call(
         "POST",
