@@ -299,3 +299,28 @@ def test_order_import_page_shows_its_column_rules_in_both_languages(page: Page, 
     expect(table.locator("tbody tr").first).to_contain_text("下单")
     expect(table.locator("tbody tr").first).to_contain_text("订单 #")
     assert not errors, errors
+
+
+def test_ticked_but_empty_delivery_address_is_not_sent(page: Page, live_stack):
+    # Ticking 填写收货地址 fills in the country (CN); with nothing else typed the order was saved
+    # with an address that read just "CN".
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "zh-CN")
+    name = f"地址客户{uuid.uuid4().hex[:4]}"
+    create_customer_via_api(page, {"kind": "person", "name": name, "force": True})
+    tea = make_product(page)
+    page.goto("/orders/new")
+    expect(page.get_by_test_id("order-create-page")).to_be_visible()
+    pick(page, page.get_by_test_id("customer-select"), name)
+    pick(page, page.get_by_test_id("line-product-0"), tea["sku"])
+    page.get_by_test_id("order-address-toggle").click()
+    expect(page.get_by_test_id("address-street")).to_be_visible()
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/orders") and r.request.method == "POST"
+    ) as placed:
+        page.get_by_test_id("order-submit").click()
+    assert placed.value.status == 201, placed.value.text()
+    assert placed.value.request.post_data_json["delivery_address"] is None
+    assert placed.value.json()["delivery_address"] is None
+    expect(page.get_by_test_id("order-number")).to_have_text(placed.value.json()["number"])
+    expect(page.get_by_test_id("order-address-text")).to_have_text("—")

@@ -99,10 +99,13 @@ def test_take_confirm_scan_record_and_refund_payments_of_an_order(page: Page, li
     page.get_by_test_id("payments-record-manual").click()
     page.get_by_test_id("manual-reference").fill("收据 0042")
     page.get_by_test_id("manual-submit").click()
-    expect(page.get_by_test_id("payments-outstanding")).to_contain_text("0.00")
     expect(page.get_by_test_id("payments-take")).to_be_hidden()
     status = page.get_by_test_id("order-header").get_by_test_id("order-status")
     expect(status).to_have_attribute("data-status", "paid")  # moved by the orders service
+    # paid in full: nothing is shown as due any more
+    expect(page.get_by_test_id("payments-refunded")).to_contain_text("0.00")
+    expect(page.get_by_test_id("payments-outstanding")).to_have_count(0)
+    expect(page.get_by_test_id("order-balance")).to_have_count(0)
 
     # refund part of the cash, after confirming
     listed = api_as_page_user(page, "GET", f"/api/v1/payments?order_id={order['id']}")
@@ -117,14 +120,18 @@ def test_take_confirm_scan_record_and_refund_payments_of_an_order(page: Page, li
     box.locator(".el-button--primary").click()
     row = page.get_by_test_id(f"payment-row-{cash['id']}")
     expect(row.locator("[data-status=partially_refunded]")).to_be_visible()
-    expect(page.get_by_test_id("payments-outstanding")).to_contain_text("5.00")
-
-    expect(status).to_have_attribute("data-status", "paid")  # a goodwill refund: still paid
+    # a goodwill refund: still paid, and the 5.00 the total is short of was refunded, not owed
+    expect(page.get_by_test_id("payments-refunded")).to_contain_text("5.00")
+    expect(page.get_by_test_id("order-refunded")).to_contain_text("5.00")
+    expect(page.get_by_test_id("payments-take")).to_be_hidden()
+    expect(status).to_have_attribute("data-status", "paid")
 
     switch_language(page, "zh-CN")
     expect(panel).to_contain_text("支付管理")
     expect(row).to_contain_text("部分退款")
     expect(panel).to_contain_text("现金")
+    expect(page.get_by_test_id("order-totals")).to_contain_text("已退款")
+    expect(page.get_by_test_id("order-totals")).not_to_contain_text("待付金额")
 
 
 def test_manager_reconciles_the_day_and_exports_it(page: Page, live_stack):  # noqa: F811

@@ -53,7 +53,13 @@ export function previewTotals(lines, orderDiscount = 0, taxRate = 0) {
   return { lines: priced, subtotal, tax, total: taxable + tax }
 }
 
-/** An address form's values for the API: blank fields as null. */
+/**
+ * Statuses of an order that was paid in full: what its total is short of then is money
+ * refunded (a concession), not money owed.
+ */
+export const SETTLED = ['paid', 'fulfilled', 'completed']
+
+/** An address form's values for the API: blank fields as null; null when only the country is given. */
 export function cleanAddress(address) {
   if (!address) return null
   const clean = {}
@@ -61,7 +67,9 @@ export function cleanAddress(address) {
     const text = typeof value === 'string' ? value.trim() : value
     clean[key] = text === '' ? null : text
   }
-  return clean
+  // The country is filled in by itself (CN): an address with nothing else is no address.
+  const given = Object.entries(clean).some(([key, value]) => key !== 'country' && value !== null && value !== undefined)
+  return given ? clean : null
 }
 
 /** An address for reading: its parts joined. */
