@@ -657,6 +657,9 @@ def test_admin_imports_customers_sees_the_rejected_row_and_reverts_the_import(
     expect(page).to_have_url(re.compile(r"/customers/imports$"))
     expect(page.get_by_role("heading", name="Import customers")).to_be_visible()
     expect(page.get_by_test_id("import-columns-help")).to_contain_text("external_id")
+    # every column README.md's "Importing and exporting customers" lists
+    for column in ("language", "preferred_channel", "postal_code", "kind"):
+        expect(page.get_by_test_id("import-columns-help")).to_contain_text(column)
     # The example file is made in the browser: UTF-8 with a BOM, Chinese headers.
     with page.expect_download() as template:
         page.get_by_test_id("import-template").click()

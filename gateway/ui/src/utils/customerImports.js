@@ -17,6 +17,8 @@ export const IMPORT_COLUMNS = [
   { key: 'tags', zh: '标签', example: ['VIP;展会客户', '经销商'] },
   { key: 'external_id', zh: '外部编号', example: ['ERP-0001', 'ERP-0002'] },
   { key: 'source', zh: '来源', example: ['展会', '官网'] },
+  { key: 'language', zh: '语言', example: ['中文', 'en'] },
+  { key: 'preferred_channel', zh: '首选渠道', example: ['微信', '邮件'] },
   { key: 'country', zh: '国家', example: ['中国', 'CN'] },
   { key: 'region', zh: '省份', example: ['广东省', '上海市'] },
   { key: 'city', zh: '城市', example: ['深圳市', '上海市'] },
