@@ -102,9 +102,9 @@ def test_take_confirm_scan_record_and_refund_payments_of_an_order(page: Page, li
     expect(page.get_by_test_id("payments-take")).to_be_hidden()
     status = page.get_by_test_id("order-header").get_by_test_id("order-status")
     expect(status).to_have_attribute("data-status", "paid")  # moved by the orders service
-    # paid in full: nothing is shown as due any more
-    expect(page.get_by_test_id("payments-refunded")).to_contain_text("0.00")
-    expect(page.get_by_test_id("payments-outstanding")).to_have_count(0)
+    # paid in full: nothing is due, and nothing was refunded
+    expect(page.get_by_test_id("payments-outstanding")).to_contain_text("0.00")
+    expect(page.get_by_test_id("payments-refunded")).to_have_count(0)
     expect(page.get_by_test_id("order-balance")).to_have_count(0)
 
     # refund part of the cash, after confirming
