@@ -391,13 +391,13 @@ export default {
     },
     orderCount: '{n} 个订单',
     segments: {
-      champions: '冠军客户',
+      champions: '重要价值客户',
       loyal: '忠诚客户',
       potential_loyalists: '潜力客户',
       new: '新晋客户',
       at_risk: '流失风险客户',
-      cant_lose_them: '不能失去的客户',
-      hibernating: '休眠客户',
+      cant_lose_them: '重要挽留客户',
+      hibernating: '沉睡客户',
       lost: '已流失客户',
     },
     money: {
