@@ -4,11 +4,9 @@ products exist, are on sale and share the order's currency; discounts fit; the w
 
 from __future__ import annotations
 
-import uuid
-
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from gateway.schemas import TIMESTAMP
+from gateway.schemas import MAX_IDS, TIMESTAMP, IdList
 from shared.currencies import CurrencyCode
 
 MINOR = {"description": "integer minor units (1999 = 19.99)"}
@@ -212,27 +210,10 @@ class StatusList(fields.String):
         return values
 
 
-MAX_IDS = 200
-
-
-class IdList(fields.String):
-    """``id=<uuid>,<uuid>``: up to :data:`MAX_IDS` order ids, comma-separated."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        values = [part.strip() for part in text.split(",") if part.strip()]
-        if not values or len(values) > MAX_IDS:
-            raise ValidationError(f"Give 1 to {MAX_IDS} order ids, comma-separated.")
-        try:
-            return [str(uuid.UUID(part)) for part in values]
-        except ValueError:
-            raise ValidationError("Must be order ids (UUIDs), comma-separated.") from None
-
-
 class OrderQuery(Schema):
     customer_id = fields.UUID()
     status = StatusList(metadata={"description": "comma-separated statuses"})
-    id = IdList(metadata={"description": f"comma-separated order ids (at most {MAX_IDS})"})
+    id = IdList("order", metadata={"description": f"comma-separated order ids (at most {MAX_IDS})"})
     placed_from = fields.AwareDateTime()
     placed_to = fields.AwareDateTime()
     total_min = fields.Integer(validate=MONEY, metadata=MINOR)

@@ -3,6 +3,8 @@ OpenAPI document is generated from them."""
 
 from __future__ import annotations
 
+import uuid
+
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 ROLE = validate.OneOf(["admin", "manager", "sales", "analyst"])
@@ -101,6 +103,37 @@ class ProfileChanges(Schema):
     def not_empty(self, data, **kwargs):
         if not data:
             raise ValidationError("Change at least one field.", "_schema")
+
+
+MAX_IDS = 200
+
+
+class IdList(fields.String):
+    """``id=<uuid>,<uuid>``: up to :data:`MAX_IDS` ids of one kind (``noun``), comma-separated."""
+
+    def __init__(self, noun: str, **kwargs):
+        super().__init__(**kwargs)
+        self.noun = noun
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        values = [part.strip() for part in text.split(",") if part.strip()]
+        if not values or len(values) > MAX_IDS:
+            raise ValidationError(f"Give 1 to {MAX_IDS} {self.noun} ids, comma-separated.")
+        try:
+            return [str(uuid.UUID(part)) for part in values]
+        except ValueError:
+            raise ValidationError(f"Must be {self.noun} ids (UUIDs), comma-separated.") from None
+
+
+class DisplayNamesQuery(Schema):
+    id = IdList("user", required=True, metadata={"description": "comma-separated user ids"})
+
+
+class DisplayNames(Schema):
+    names = fields.Dict(
+        keys=fields.String(), values=fields.String(), metadata={"description": "id → name"}
+    )
 
 
 class UserListQuery(Schema):

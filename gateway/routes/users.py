@@ -1,7 +1,7 @@
 """Staff accounts, administered by admins."""
 
 from gateway import schemas
-from gateway.operations import Context, Reply, op
+from gateway.operations import ANY_ROLE, Context, Reply, op
 
 ADMIN = frozenset({"admin"})
 USERS = {"tag": "users", "roles": ADMIN, "resource": "user"}
@@ -18,6 +18,21 @@ USERS = {"tag": "users", "roles": ADMIN, "resource": "user"}
 )
 def list_users(ctx: Context) -> Reply:
     return Reply(ctx.call("users", "list_users", **ctx.query))
+
+
+@op(
+    "GET",
+    "/users/names",
+    operation_id="userNames",
+    summary="Names of colleagues by id (owners, actors), for every signed-in role",
+    query=schemas.DisplayNamesQuery,
+    response=schemas.DisplayNames,
+    tag="users",
+    roles=ANY_ROLE,
+    resource="user",
+)
+def user_names(ctx: Context) -> Reply:
+    return Reply({"names": ctx.call("users", "display_names", user_ids=ctx.query["id"])})
 
 
 @op(

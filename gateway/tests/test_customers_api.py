@@ -274,3 +274,18 @@ def test_nul_characters_are_a_field_error_and_times_any_offset(api, staff):
         "GET", "/api/v1/customers", token=token, params={"created_from": far, "limit": 1}
     )
     assert response.status_code == 200, response.text
+
+
+def test_every_role_reads_colleagues_names_and_nothing_else_of_their_accounts(api, staff):
+    """The customer list's owner and the timeline's actor by name, for sales and analysts too
+    (who may not read users): names only."""
+    ids = [staff["sales"]["id"], staff["manager"]["id"], str(uuid.uuid4())]
+    for who in ("analyst", "sales"):
+        answer = api.call(
+            "GET", f"/api/v1/users/names?id={','.join(ids)}", token=staff[who]["token"]
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"names": {ids[0]: "sales", ids[1]: "manager"}}
+    assert api.call("GET", f"/api/v1/users/names?id={ids[0]}").status_code == 401
+    bad = api.call("GET", "/api/v1/users/names?id=nope", token=staff["sales"]["token"])
+    assert bad.status_code == 400 and list(bad.json()["errors"]) == ["id"], bad.text

@@ -36,6 +36,7 @@ EXPECTED = {
     "confirmTotp": ANY,
     "disableTotp": ANY,
     "listUsers": ADMIN,
+    "userNames": ANY,  # colleagues' names only (owners, actors)
     "createUser": ADMIN,
     "getUser": ADMIN,
     "updateUser": ADMIN,

@@ -149,6 +149,10 @@ class UserIdArgs(Schema):
     user_id = _id(required=True)
 
 
+class DisplayNamesArgs(Schema):
+    user_ids = fields.List(_id(), required=True, validate=validate.Length(max=200))
+
+
 class ListUsersArgs(Schema):
     q = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
     role = _role(load_default=None, allow_none=True)

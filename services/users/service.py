@@ -114,6 +114,16 @@ class UsersService(EventSourcedService):
             self.db.rollback()
 
     @api
+    def display_names(self, user_ids) -> dict[str, str]:
+        """Names of colleagues, for any signed-in staff member (owners, actors): no e-mail,
+        role or anything else of the account."""
+        args = load_args(schemas.DisplayNamesArgs, {"user_ids": user_ids})
+        try:
+            return views.display_names(self.db.connection(), [str(i) for i in args["user_ids"]])
+        finally:
+            self.db.rollback()
+
+    @api
     def list_users(self, q=None, role=None, active=None, limit=50, cursor=None) -> dict[str, Any]:
         args = load_args(
             schemas.ListUsersArgs,

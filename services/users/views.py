@@ -81,6 +81,13 @@ def get_user(conn: Connection, user_id: str) -> dict[str, Any]:
     return user_json(user_row(conn, user_id), security_settings(conn))
 
 
+def display_names(conn: Connection, user_ids: list[str]) -> dict[str, str]:
+    """``{id: name}`` of the users among ``user_ids`` (an erased user's name is erased)."""
+    users = tables.users
+    rows = conn.execute(select(users.c.id, users.c.name).where(users.c.id.in_(user_ids))).all()
+    return {str(row.id): row.name for row in rows}
+
+
 def _like(term: str) -> str:
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"

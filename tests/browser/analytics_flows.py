@@ -113,18 +113,32 @@ def test_dashboard_charts_rebuild_export_and_english(page: Page, live_stack):  #
 
 def test_analysts_open_the_dashboard_and_sales_cannot(page: Page, live_stack):  # noqa: F811
     login(page, live_stack.admin_email, live_stack.admin_password)
-    emails = {}
+    emails, ids = {}, {}
     for role in ("analyst", "sales"):
         emails[role] = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
         created = api_as_page_user(
             page,
             "POST",
             "/api/v1/users",
-            {"email": emails[role], "name": role.title(), "role": role, "password": PASSWORD},
+            {
+                "email": emails[role],
+                "name": f"{role.title()} 同事",
+                "role": role,
+                "password": PASSWORD,
+            },
         )
         assert created["status"] == 201, created
+        ids[role] = created["body"]["id"]
+    owned = f"分析看客户 {uuid.uuid4().hex[:6]}"
+    made = api_as_page_user(
+        page, "POST", "/api/v1/customers", {"name": owned, "owner_id": ids["sales"], "force": True}
+    )
+    assert made["status"] == 201, made
     sign_out(page)
     login(page, emails["analyst"], PASSWORD)
+    # an analyst may not read users, but sees a customer's owner by name
+    page.goto(f"/customers?q={owned}")
+    expect(page.get_by_test_id("customers-table")).to_contain_text("Sales 同事")
     # Right after the first orders the segments are not scored yet (every minute): as_of null
     # and zeros, said in words rather than as a table of zeros.
     unscored = {
