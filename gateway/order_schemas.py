@@ -186,6 +186,7 @@ class OrderSummary(Schema):
     paid_amount = fields.Integer(metadata=MINOR)
     line_count = fields.Integer()
     skus = fields.List(fields.String())
+    products = fields.List(fields.String(), metadata={"description": "the lines' product names"})
     source = fields.String()
     external_id = fields.String(allow_none=True)
     placed_at = fields.String(metadata=TIMESTAMP)

@@ -239,6 +239,7 @@ def test_list_filters_and_pages(api, users, product):
     ids = [place(api, token, buyer["id"], product, quantity=n).json()["id"] for n in (1, 2, 3)]
     page = api.call("GET", f"/api/v1/orders?customer_id={buyer['id']}&limit=2", token=token).json()
     assert [item["id"] for item in page["items"]] == ids[:0:-1]
+    assert page["items"][0]["products"] == ["Oolong"]  # the list names what was bought
     rest = api.call(
         "GET",
         f"/api/v1/orders?customer_id={buyer['id']}&limit=2&cursor={page['next_cursor']}",

@@ -175,6 +175,7 @@ def summary_json(row: Any) -> dict[str, Any]:
         "paid_amount": int(row.paid_amount),
         "line_count": len(row.lines),
         "skus": [line.get("sku") for line in row.lines if line.get("sku")],
+        "products": [line.get("name") for line in row.lines if line.get("name")],
         "source": row.source,
         "external_id": row.external_id,
         "placed_at": _iso(row.placed_at),

@@ -137,6 +137,7 @@ def test_order_written_placed_and_followed_live(page: Page, live_stack):
     row = page.get_by_test_id("orders-table").locator("tr", has_text=order["number"])
     expect(row).to_contain_text("Cancelled")
     expect(row).to_contain_text("59.00")
+    expect(row).to_contain_text(tea["name"])  # what was bought, by name
 
     # The customer's page lists the order, and its timeline shows it (from the orders
     # service's events, through the customers service).
