@@ -62,3 +62,13 @@ export function formatDuration(totalSeconds) {
   const d = Math.round((s / 86400) * 10) / 10
   return t('time.days', { n: d }, d === 1 ? 1 : 2)
 }
+
+/**
+ * A phone number as stored (E.164) in the groups people read it in: a Chinese mobile
+ * +8613800138000 as "+86 138 0013 8000"; any other number as it is.
+ */
+export function formatPhone(e164) {
+  if (!e164) return e164
+  const mobile = /^\+86(1\d{2})(\d{4})(\d{4})$/.exec(String(e164))
+  return mobile ? `+86 ${mobile[1]} ${mobile[2]} ${mobile[3]}` : String(e164)
+}
