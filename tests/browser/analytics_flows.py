@@ -15,6 +15,7 @@ from ui_flows import (  # noqa: F401 - fixtures
     api_as_page_user,
     browser,
     create_customer_via_api,
+    create_user_via_api,
     live_stack,
     login,
     page,
@@ -116,19 +117,9 @@ def test_analysts_open_the_dashboard_and_sales_cannot(page: Page, live_stack):  
     emails, ids = {}, {}
     for role in ("analyst", "sales"):
         emails[role] = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
-        created = api_as_page_user(
-            page,
-            "POST",
-            "/api/v1/users",
-            {
-                "email": emails[role],
-                "name": f"{role.title()} 同事",
-                "role": role,
-                "password": PASSWORD,
-            },
-        )
-        assert created["status"] == 201, created
-        ids[role] = created["body"]["id"]
+        ids[role] = create_user_via_api(page, emails[role], f"{role.title()} 同事", role, PASSWORD)[
+            "id"
+        ]
     owned = f"分析看客户 {uuid.uuid4().hex[:6]}"
     made = api_as_page_user(
         page, "POST", "/api/v1/customers", {"name": owned, "owner_id": ids["sales"], "force": True}

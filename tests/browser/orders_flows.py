@@ -16,6 +16,7 @@ from ui_flows import (  # noqa: F401 - fixtures
     api_as_page_user,
     browser,
     create_customer_via_api,
+    create_user_via_api,
     live_stack,
     login,
     page,
@@ -207,20 +208,14 @@ def test_sales_user_is_not_offered_a_refunding_cancel_nor_sees_others_orders(
     login(page, live_stack.admin_email, live_stack.admin_password)
     email = f"sales-{uuid.uuid4().hex[:8]}@example.com"
     password = "Sales-Passw0rd-2024!"
-    user = api_as_page_user(
-        page,
-        "POST",
-        "/api/v1/users",
-        {"email": email, "name": "Sally Sales", "role": "sales", "password": password},
-    )
-    assert user["status"] == 201, user
+    user = create_user_via_api(page, email, "Sally Sales", "sales", password)
     mine = create_customer_via_api(
         page,
         {
             "kind": "person",
             "name": f"销售客户{uuid.uuid4().hex[:4]}",
             "force": True,
-            "owner_id": user["body"]["id"],
+            "owner_id": user["id"],
         },
     )
     others = create_customer_via_api(

@@ -248,13 +248,7 @@ def test_user_turns_on_two_factor_and_signs_in_with_a_recovery_code(page: Page, 
     login(page, live_stack.admin_email, live_stack.admin_password)
     email = f"sales-{uuid.uuid4().hex[:8]}@example.com"
     password = "Sales-Passw0rd-2024!"
-    created = api_as_page_user(
-        page,
-        "POST",
-        "/api/v1/users",
-        {"email": email, "name": "Sam Sales", "role": "sales", "password": password},
-    )
-    assert created["status"] == 201, created
+    create_user_via_api(page, email, "Sam Sales", "sales", password)
     sign_out(page)
 
     login(page, email, password)
@@ -309,13 +303,7 @@ def test_role_required_to_use_two_factor_is_sent_to_enrolment(page: Page, live_s
 
         email = f"manager-{uuid.uuid4().hex[:8]}@example.com"
         password = "Manager-Passw0rd-2024!"
-        created = api_as_page_user(
-            page,
-            "POST",
-            "/api/v1/users",
-            {"email": email, "name": "Mia Manager", "role": "manager", "password": password},
-        )
-        assert created["status"] == 201, created
+        create_user_via_api(page, email, "Mia Manager", "manager", password)
         sign_out(page)
 
         # The manager cannot go anywhere before enrolling an authenticator.
@@ -350,13 +338,7 @@ def test_admin_manages_a_user_an_api_key_and_reads_the_audit_log(page: Page, liv
     login(page, live_stack.admin_email, live_stack.admin_password)
     switch_language(page, "en")
     email = f"sam-{uuid.uuid4().hex[:8]}@example.com"
-    created = api_as_page_user(
-        page,
-        "POST",
-        "/api/v1/users",
-        {"email": email, "name": "Sam Sample", "role": "sales", "password": "Sample-Passw0rd-1"},
-    )
-    assert created["status"] == 201, created
+    create_user_via_api(page, email, "Sam Sample", "sales", "Sample-Passw0rd-1")
 
     page.get_by_test_id("nav-users").click()
     page.get_by_test_id("users-search").fill(email)
@@ -441,6 +423,18 @@ def test_admin_manages_a_user_an_api_key_and_reads_the_audit_log(page: Page, liv
 
 
 # -- customers (客户信息管理) ------------------------------------------------------------------
+
+
+def create_user_via_api(page: Page, email: str, name: str, role: str, password: str) -> dict:
+    """A staff account, made by the signed-in admin through the API."""
+    created = api_as_page_user(
+        page,
+        "POST",
+        "/api/v1/users",
+        {"email": email, "name": name, "role": role, "password": password},
+    )
+    assert created["status"] == 201, created
+    return created["body"]
 
 
 def create_customer_via_api(page: Page, body: dict) -> dict:
