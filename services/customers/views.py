@@ -3,7 +3,7 @@ records as they stand or stood, timelines, consent histories, privacy exports)."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -381,8 +381,33 @@ def _activity(conn: Connection, customer_ids: list[str], before, limit: int) -> 
     return list(conn.execute(query))
 
 
-def activity_item(row: Row) -> dict[str, Any]:
-    """An order or payment event of the customer as the timeline shows it."""
+def _order_numbers(conn: Connection, streams: Sequence[str], rows: Sequence[Row]) -> dict[str, str]:
+    """The numbers of the orders that ``rows`` (activity entries) name but do not carry:
+    payment and status events hold only the order's id, its ``order.placed`` entry (kept
+    here for the same customer) holds its number."""
+    wanted = sorted(
+        {str(row.order_id) for row in rows if row.order_id and "number" not in row.summary}
+    )
+    if not wanted:
+        return {}
+    activity = tables.customer_activity.c
+    found = conn.execute(
+        select(activity.order_id, activity.summary["number"].astext).where(
+            activity.customer_id.in_(streams),
+            activity.type == "order.placed",
+            activity.order_id.in_(wanted),
+            activity.summary.has_key("number"),
+        )
+    )
+    return {str(order_id): number for order_id, number in found}
+
+
+def activity_item(row: Row, numbers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An order or payment event of the customer as the timeline shows it, with the order's
+    number where the event names the order by id only and ``numbers`` knows it."""
+    changes = dict(row.summary)
+    if row.order_id and "number" not in changes and numbers and str(row.order_id) in numbers:
+        changes["number"] = numbers[str(row.order_id)]
     return {
         "event_id": str(row.event_id),
         "type": row.type,
@@ -394,7 +419,7 @@ def activity_item(row: Row) -> dict[str, Any]:
         "actor_kind": None,
         "request_id": None,
         "import_id": None,
-        "changes": dict(row.summary),
+        "changes": changes,
     }
 
 
@@ -425,8 +450,9 @@ def timeline(
     page = merged[:limit]
     own_page = [entry for _, entry in page if not isinstance(entry, Row)]
     vault.preload(subjects_of(own_page))
+    numbers = _order_numbers(conn, streams, [e for _, e in page if isinstance(e, Row)])
     items = [
-        activity_item(entry)
+        activity_item(entry, numbers)
         if isinstance(entry, Row)
         else {**timeline_item(open_event(vault, entry), viewer), "source": OWN_SOURCE}
         for _, entry in page

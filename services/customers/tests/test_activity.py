@@ -119,6 +119,11 @@ def test_orders_and_payments_reach_the_timeline_once(
     assert order_item["changes"]["total"] == 3390 and order_item["changes"]["items"] == 2
     assert "delivery_address" not in order_item["changes"]
     assert items[0]["changes"]["method"] == "alipay"
+    # a payment names its order by id only; the timeline gives it the order's number, also on
+    # a page that does not hold the order's own entry
+    first = customers.timeline(viewer=admin, customer_id=customer["id"], limit=1)["items"]
+    assert first[0]["type"] == "payment.captured"
+    assert first[0]["changes"]["number"] == "SO-TEST-1"
 
     with_orders = customers.search_customers(viewer=admin, tag=tag, has_orders=True)["items"]
     assert [c["id"] for c in with_orders] == [customer["id"]]
