@@ -72,7 +72,12 @@ class ConcurrencyError(Conflict):
     def for_stream(cls, stream_id: str, expected: int | None, actual: int) -> ConcurrencyError:
         return cls(
             f"stream {stream_id} is at version {actual}, expected {expected}",
-            {"stream_id": stream_id, "expected_version": expected, "actual_version": actual},
+            {
+                "code": "concurrent_modification",
+                "stream_id": stream_id,
+                "expected_version": expected,
+                "actual_version": actual,
+            },
         )
 
 

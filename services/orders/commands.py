@@ -150,12 +150,23 @@ def order_owner(session: Session, customer_id: str) -> str | None:
     return row.owner_id if row is not None else None
 
 
-def visible_order(store: Store, viewer: Mapping[str, Any], order_id: str) -> Order:
+def is_order_id(value: str) -> bool:
     try:
-        uuid.UUID(str(order_id))
+        uuid.UUID(str(value))
     except ValueError:
-        raise order_not_found(order_id) from None
-    order = store.load_order(order_id)
+        return False
+    return True
+
+
+def visible_order(
+    store: Store, viewer: Mapping[str, Any], order_id: str, lock: bool = False
+) -> Order:
+    """The order if ``viewer`` may see it. ``lock``: for a command, its row is locked first,
+    before the append locks the event log, in the order the payment consumer takes the two
+    (the other order deadlocked a cancel against a capture)."""
+    if not is_order_id(order_id):
+        raise order_not_found(order_id)
+    order = store.load_order(order_id, lock=lock)
     if not access.sees(viewer, order_owner(store.session, order.customer_id)):
         raise order_not_found(order_id)
     return order
@@ -204,7 +215,7 @@ def change_lines(
     expected_version: int | None,
 ) -> None:
     access.require_writer(viewer)
-    order = visible_order(store, viewer, order_id)
+    order = visible_order(store, viewer, order_id, lock=True)
     check_version(order.version, expected_version)
     order.require("change_lines")
     totals, _ = priced_from_catalogue(
@@ -225,7 +236,7 @@ def change_address(
     expected_version: int | None,
 ) -> None:
     access.require_writer(viewer)
-    order = visible_order(store, viewer, order_id)
+    order = visible_order(store, viewer, order_id, lock=True)
     check_version(order.version, expected_version)
     store.save_order(order, order.change_address(address))
 
@@ -237,10 +248,13 @@ def act(
     action: str,
     reason: str | None,
     expected_version: int | None,
+    paid_elsewhere: int = 0,
 ) -> None:
+    """``paid_elsewhere``: what the payments service holds as paid on the order, where the
+    caller asked (it is ahead of ``order.paid_amount`` until its events arrive here)."""
     access.require_writer(viewer)
-    order = visible_order(store, viewer, order_id)
-    access.require_may_act(viewer, action, order.paid_amount)
+    order = visible_order(store, viewer, order_id, lock=True)
+    access.require_may_act(viewer, action, max(order.paid_amount, paid_elsewhere))
     check_version(order.version, expected_version)
     store.save_order(order, order.act(action, reason))
 

@@ -117,6 +117,19 @@ class OrdersService(EventSourcedService):
 
         return replica.catch_up_customers(self.db, fetch)
 
+    def _paid_per_payments(self, viewer: dict[str, Any], order_id: str, action: str) -> int:
+        """What the payments service holds as paid on the order, asked (before the command's
+        transaction) only where the answer decides: a sales user's cancel or return, which
+        is a refund when money was paid. This service learns of a capture from its event a
+        moment after the payments service answered the payer, so its own figure may still
+        be 0 (a sales user could cancel, and so refund, an order paid a second before)."""
+        if access.role(viewer) != "sales" or action not in access.REFUNDING_ACTIONS:
+            return 0
+        if not commands.is_order_id(order_id):
+            return 0  # the command answers not found
+        balance = self.rpc.call("payments", "order_balance", order_id)
+        return int((balance or {}).get("paid_amount") or 0)
+
     def _order(self, viewer: dict[str, Any] | None, order_id: str):
         store = self._store()
         if viewer is None:
@@ -244,6 +257,7 @@ class OrdersService(EventSourcedService):
             schemas.ActionArgs,
             {"action": action, "reason": reason, "expected_version": expected_version},
         )
+        paid_elsewhere = self._paid_per_payments(viewer, str(order_id), args["action"])
         self._write(
             lambda store: commands.act(
                 store,
@@ -252,6 +266,7 @@ class OrdersService(EventSourcedService):
                 args["action"],
                 args["reason"],
                 args["expected_version"],
+                paid_elsewhere,
             ),
             actor,
         )

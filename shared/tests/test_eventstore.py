@@ -63,6 +63,7 @@ def test_stale_expected_version_is_a_concurrency_error(users_engine):
     with users_engine.begin() as conn, pytest.raises(ConcurrencyError) as caught:
         EventStore(conn).append("thing", stream, [_event()], expected_version=0)
     assert caught.value.extra == {
+        "code": "concurrent_modification",
         "stream_id": stream,
         "expected_version": 0,
         "actual_version": 1,

@@ -89,7 +89,12 @@ def test_errors_cross_rpc_as_themselves_with_typed_extras(container_factory, nam
     with ServiceRpcProxy("failing", nameko_config, timeout=10) as proxy:
         with pytest.raises(ConcurrencyError) as caught:
             proxy.fail()
-    assert caught.value.extra == {"stream_id": "s-1", "expected_version": 0, "actual_version": 3}
+    assert caught.value.extra == {
+        "code": "concurrent_modification",
+        "stream_id": "s-1",
+        "expected_version": 0,
+        "actual_version": 3,
+    }
     assert caught.value.status == 409
 
 

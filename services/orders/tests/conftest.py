@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from nameko.containers import get_container_cls
+from nameko.rpc import rpc
 
 from services.customers.service import CustomersService
 from services.orders.service import OrdersService
@@ -44,6 +45,29 @@ def orders_container(nameko_config, customers_container):
     container = get_container_cls(nameko_config)(OrdersService, nameko_config)
     container.start()
     yield container
+    container.stop()
+
+
+class PaymentsStandIn:
+    """The payments service's ``order_balance`` as these tests set it (``paid``: order id →
+    paid amount): the orders service asks it before a sales user's cancel or return, and a
+    test must be able to make payments know of money the orders service has not heard of."""
+
+    name = "payments"
+    paid: dict[str, int] = {}
+
+    @rpc
+    def order_balance(self, order_id):
+        return {"order_id": order_id, "paid_amount": self.paid.get(order_id, 0)}
+
+
+@pytest.fixture(scope="module")
+def payments_paid(nameko_config):
+    """A running :class:`PaymentsStandIn`; the dict it answers from."""
+    PaymentsStandIn.paid = {}
+    container = get_container_cls(nameko_config)(PaymentsStandIn, nameko_config)
+    container.start()
+    yield PaymentsStandIn.paid
     container.stop()
 
 

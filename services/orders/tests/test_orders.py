@@ -10,6 +10,7 @@ import pytest
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from services.orders.tests.conftest import actor_of, as_, principal
 from shared.errors import (
@@ -269,7 +270,7 @@ def test_sales_see_only_their_customers_orders(orders, make_customer, tea, place
 
 @pytest.mark.parametrize("action", ["cancel", "return"])
 def test_sales_may_not_cancel_or_return_an_order_with_money_paid_on_it(
-    orders, orders_container, admin, make_customer, tea, place, action
+    orders, orders_container, admin, make_customer, tea, place, action, payments_paid
 ):
     """Payments refunds a cancelled or returned order's money, and refunds need a manager."""
     seller = principal("sales")
@@ -292,6 +293,54 @@ def test_sales_may_not_cancel_or_return_an_order_with_money_paid_on_it(
     assert orders.get_order(order_id=order["id"], viewer=principal("analyst"))["actions"] == []
     done = orders.order_action(**as_(admin), order_id=order["id"], action=action, reason="r")
     assert done["status"] == ("cancelled" if action == "cancel" else "returned")
+
+
+def test_sales_may_not_cancel_an_order_paid_a_moment_ago(
+    orders, admin, make_customer, tea, place, payments_paid
+):
+    """The payments service has taken the money, its event has not reached the orders
+    service yet: a sales user's cancel would refund it, so it is refused all the same."""
+    seller = principal("sales")
+    order = place(make_customer(by=seller)["id"], (tea, 1), by=seller)
+    payments_paid[order["id"]] = order["total"]
+    assert orders.get_order(order_id=order["id"])["paid_amount"] == 0
+    with pytest.raises(Forbidden) as refused:
+        orders.order_action(**as_(seller), order_id=order["id"], action="cancel", reason="r")
+    assert refused.value.extra["code"] == "manager_only"
+    assert orders.get_order(order_id=order["id"])["status"] == "placed"
+    done = orders.order_action(**as_(admin), order_id=order["id"], action="cancel", reason="r")
+    assert done["status"] == "cancelled"
+
+
+def test_a_command_locks_its_order_before_the_event_log(
+    orders, admin, customer, tea, place, service_engine
+):
+    """The payment consumer locks an order's row and then the event log; a command takes them
+    in the same order, or a cancel meeting a capture deadlocks (PostgreSQL kills one, a 503).
+    With the event log held here, a cancel must wait holding its order's row already."""
+    order = place(customer["id"], (tea, 1))
+    engine = service_engine("orders")
+    with engine.connect() as holder, engine.connect() as probe:
+        holder.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
+        cancel = eventlet.spawn(
+            orders.order_action, **as_(admin), order_id=order["id"], action="cancel", reason="r"
+        )
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'events'::regclass"
+        )
+        for _ in range(200):
+            eventlet.sleep(0.05)
+            if probe.execute(text(waiting)).scalar():
+                break
+        else:
+            pytest.fail("the cancel never waited for the event log")
+        with pytest.raises(OperationalError):  # the row is the cancel's already
+            probe.execute(
+                text("SELECT 1 FROM orders WHERE id = :id FOR UPDATE NOWAIT"), {"id": order["id"]}
+            )
+        probe.rollback()
+        holder.rollback()
+    assert cancel.wait()["status"] == "cancelled"
 
 
 def test_list_filters_and_keyset_pagination(orders, admin, make_customer, make_product, place):

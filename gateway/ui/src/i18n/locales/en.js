@@ -130,6 +130,7 @@ export default {
       customer_merged: 'This customer was merged into another one: change that one instead.',
       merge_undone: 'This merge has already been undone.',
       duplicate: 'A customer with this email address, phone number or external ID already exists.',
+      concurrent_modification: 'Someone changed this record at the same moment. Reload it and try again.',
     },
     status: {
       400: 'Some of the input is not valid. Check it and try again.',

@@ -132,6 +132,7 @@ export default {
       customer_merged: '该客户已合并到另一客户，请修改合并后的客户。',
       merge_undone: '该合并已被撤销。',
       duplicate: '已有客户使用此邮箱、电话号码或外部编号。',
+      concurrent_modification: '该记录刚被他人同时修改，请刷新后重试。',
     },
     status: {
       400: '提交的内容有误，请检查后重试。',
