@@ -4,9 +4,11 @@ the beginning of its log (no retention limit), through the service's ``read_even
 A subscriber that was away, or a new one, reads from ``after=0`` (or its last position) until a
 page comes back short, then keeps polling with ``next_after`` or follows the bus. The envelopes
 are exactly those on the bus (docs/events.md), with one difference: personal data follows the
-caller's role. Admins and managers (``OPENERS``) get it opened by the service that sealed it;
-for analysts it stays sealed. For everyone, the sealed values of a person who has been erased
-read ``{"$erased": {"subject": "<id>"}}``.
+caller's role, as in the rest of the API (``OPENERS``). Admins and managers get customers' data
+(in the customers, orders and payments logs) opened by the service that sealed it; staff
+members' data (the users log: e-mails, phones, sign-in addresses) is opened for admins only,
+who alone may read accounts. Otherwise it stays sealed. For everyone, the sealed values of a
+person who has been erased read ``{"$erased": {"subject": "<id>"}}``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from shared.errors import BadRequest, NotFound
 from shared.sealing import SEALED, is_sealed
 
 READERS = frozenset({"admin", "manager", "analyst"})
-#: The roles that see personal data in the feed (as they do in the API).
+#: The roles that see personal data in the feed, per service (as they do in the API: only
+#: admins read staff accounts).
 OPENERS = frozenset({"admin", "manager"})
+SERVICE_OPENERS = {"users": frozenset({"admin"})}
 TYPE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 ERASURE_PAGE = 1000
 
@@ -117,7 +121,9 @@ def read_feed(ctx: Context) -> Reply:
     if service not in SERVICES:
         raise NotFound(f"no service {service!r}", {"services": list(SERVICES)})
     after, limit = ctx.query["after"], ctx.query["limit"]
-    opening = ctx.principal is not None and ctx.principal.role in OPENERS
+    opening = ctx.principal is not None and ctx.principal.role in SERVICE_OPENERS.get(
+        service, OPENERS
+    )
     items = ctx.call(
         service,
         "read_events",

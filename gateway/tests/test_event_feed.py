@@ -94,3 +94,34 @@ def test_an_erased_person_reads_as_erased_for_every_role(api, token):
     items, _ = _read_all(api, token, types="customer.registered")
     payload = next(e for e in items if e["stream_id"] == customer["id"])["payload"]
     assert payload["name"] == {"$erased": {"subject": customer["id"]}}
+
+
+def test_staff_data_in_the_users_log_is_opened_for_admins_only(api, token):
+    """Managers read customers' data in the feed, as in the API, but not staff accounts'
+    (``GET /users`` is admin only): the users log stays sealed for them."""
+    email = f"feed-manager-{uuid.uuid4().hex[:6]}@example.com"
+    created = api.call(
+        "POST",
+        "/api/v1/users",
+        token=token,
+        json={"email": email, "name": "Manager", "role": "manager", "password": PASSWORD},
+    )
+    assert created.status_code == 201, created.text
+    manager = api.login(email)["access_token"]
+    seen = {}
+    for role, who in (("admin", token), ("manager", manager)):
+        page = api.call(
+            "GET",
+            "/api/v1/events/users",
+            token=who,
+            params={"after": 0, "limit": 1000, "types": "user.registered"},
+        )
+        assert page.status_code == 200, page.text
+        mine = [e for e in page.json()["items"] if e["stream_id"] == created.json()["id"]]
+        seen[role] = mine[0]["payload"]
+    assert seen["admin"]["email"] == email
+    assert "$sealed" in seen["manager"]["email"]
+    customer = _customer(api, token)
+    items, _ = _read_all(api, manager, types="customer.registered")
+    payload = next(e for e in items if e["stream_id"] == customer["id"])["payload"]
+    assert payload["name"] == customer["name"]  # customers' data, as the API shows managers
