@@ -21,7 +21,10 @@ yet fulfilled becomes ``paid`` exactly when ``paid_amount ≥ total``, ``partial
 back on a paid order is a concession (a goodwill refund), and the order can still be fulfilled;
 what its total is short of stays visible as ``paid_amount``. After fulfilment, cancellation or
 return, payments are still counted but the status does not move. Lines and address can be
-edited only while the order is ``placed`` and nothing was ever paid on it.
+edited only while the order is ``placed`` and nothing was ever paid on it. An order whose total
+is 0 (free goods, a discount of the whole subtotal) owes nothing, so by the same rule it is
+``paid`` as it is placed (or as its lines change to a total of 0): ``order.paid`` follows
+``order.placed`` in the same command, and it can be fulfilled without a payment.
 """
 
 from __future__ import annotations
@@ -113,6 +116,13 @@ class Totals:
             "tax": self.tax,
             "total": self.total,
         }
+
+
+def _paid_if_free(ids: Mapping[str, Any], currency: str, totals: Totals) -> list[Change]:
+    """``order.paid`` for an order whose total is 0: nothing is owed, so it is paid."""
+    if totals.total != 0:
+        return []
+    return [("order.paid", {**ids, "currency": currency, "paid_amount": 0, "total": 0})]
 
 
 def price_lines(
@@ -345,12 +355,16 @@ class Order:
                     "delivery_address": delivery_address,
                     "notes": notes,
                 },
-            )
+            ),
+            *_paid_if_free({"order_id": order_id, "customer_id": customer_id}, currency, totals),
         ]
 
     def change_lines(self, totals: Totals) -> list[Change]:
         self.require("change_lines")
-        return [("order.lines_changed", {**self._base(), **totals.payload()})]
+        return [
+            ("order.lines_changed", {**self._base(), **totals.payload()}),
+            *_paid_if_free(self._base(), self.currency, totals),
+        ]
 
     def change_address(self, address: Any) -> list[Change]:
         self.require("change_address")

@@ -262,3 +262,22 @@ def test_a_price_change_is_its_own_event_and_the_currency_is_fixed():
     assert changes[0][1]["old_price"] == 100 and changes[0][1]["new_price"] == 120
     with pytest.raises(RuleViolation):
         product.update({"currency": "USD"})
+
+
+def test_an_order_of_nothing_owed_is_paid_as_it_is_placed_and_can_ship():
+    """Free goods (or a discount of the whole subtotal) leave nothing to pay: such an order
+    is paid at once, by the rule that paid means paid_amount >= total, and can be fulfilled;
+    it was stuck as placed, since a payment must be positive."""
+    free = placed(total=0)
+    assert (free.status, free.total, free.paid_amount) == ("paid", 0, 0)
+    assert "fulfil" in free.available_actions()
+    assert run(free, free.act("fulfil")).status == "fulfilled"
+    discounted = placed()
+    totals = price_lines([_line(unit_price=1000)], order_discount=1000)
+    assert [event for event, _ in discounted.change_lines(totals)] == [
+        "order.lines_changed",
+        "order.paid",
+    ]
+    assert run(discounted, discounted.change_lines(totals)).status == "paid"
+    priced = placed(total=1000)
+    assert priced.status == "placed"
