@@ -236,7 +236,12 @@ def search_query(
         )
     if segment is not None:
         query = query.where(customers.c.id.in_(segments.members(segment)))
-    for term in query_terms(q or ""):
+    terms = query_terms(q or "")
+    if (q or "").strip() and not terms:
+        # only punctuation or a fragment too short to search by (``%``, ``_``): nothing matches,
+        # where the query without a term matched every customer
+        query = query.where(false())
+    for term in terms:
         query = query.where(_term_condition(term, not access.contact_hidden(viewer)))
     descending = sort.startswith("-")
     key = sort.lstrip("-")

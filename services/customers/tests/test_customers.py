@@ -210,6 +210,16 @@ def test_a_duplicate_owned_by_another_sales_user_does_not_leak_its_id(make_custo
     assert caught.value.extra["field"] == "email" and caught.value.extra["existing_id"] is None
 
 
+def test_a_query_of_nothing_searchable_finds_nothing(customers, admin, make_customer):
+    """``%``, ``_`` or ``\\`` hold no term to search by: they match no customer, where they
+    matched every one (as if no query had been given)."""
+    tag = unique_tag()
+    make_customer(tags=[tag])
+    assert len(customers.search_customers(viewer=admin, tag=tag, q="  ")["items"]) == 1
+    for q in ("%", "_", "\\", "-"):
+        assert customers.search_customers(viewer=admin, tag=tag, q=q)["items"] == [], q
+
+
 def test_analysts_read_without_contact_details(customers, admin, make_customer):
     analyst = principal("analyst")
     tag = unique_tag()
