@@ -47,6 +47,10 @@ ROLES = ("admin", "manager", "sales", "analyst")
 ACTOR_KINDS = ("user", "api_key", "system")
 MAX_LIST_LIMIT = 200
 MAX_CONTACTS = 10
+#: A preferred price in minor units: as high as the orders service takes an amount (10**13,
+#: far above any real price, far below what a 64-bit or JavaScript reader of the event would
+#: get wrong; 10**30 went into the log).
+PRICE = validate.Range(min=0, max=10**13)
 SORTS = ("created_at", "-created_at", "name", "-name", "updated_at", "-updated_at")
 _LANGUAGE = re.compile(r"^([a-z]{2,3})(?:-([a-z]{4}))?(?:-([a-z]{2}|\d{3}))?$")
 _TAG = re.compile(r"^[^\W_](?:[\w\-]{0,48}[^\W_])?$")
@@ -213,8 +217,8 @@ def _contacts(schema: type[Schema], **kwargs: Any) -> fields.List:
 class PreferencesData(Schema):
     categories = fields.List(_text(50, required=True), validate=validate.Length(max=50))
     brands = fields.List(_text(50, required=True), validate=validate.Length(max=50))
-    price_min = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0))
-    price_max = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0))
+    price_min = fields.Integer(allow_none=True, strict=True, validate=PRICE)
+    price_max = fields.Integer(allow_none=True, strict=True, validate=PRICE)
     currency = Currency(allow_none=True)
     notes = _text(2000)
 

@@ -165,6 +165,14 @@ def test_bad_country_and_currency():
     assert errors["preferences"]["currency"][0] == "Not an ISO 4217 currency code, like CNY."
 
 
+def test_a_preferred_price_has_a_ceiling():
+    """10**30 was taken into the event log, where 64-bit and JavaScript readers misread it."""
+    errors = _create_errors(preferences={"price_min": 10**30, "currency": "CNY"})
+    assert errors["preferences"]["price_min"] == [
+        "Must be greater than or equal to 0 and less than or equal to 10000000000000."
+    ]
+
+
 def test_every_bad_field_at_once_keyed_by_the_data_fields():
     errors = _create_errors(
         name="",
