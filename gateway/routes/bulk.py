@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError
 
 from gateway import integration_schemas as schemas
 from gateway import order_schemas as osch
+from gateway.idempotency import item_idempotency
 from gateway.operations import Context, Reply, op
 from gateway.problems import problem_extra
 from gateway.routes.customers import viewer
@@ -97,7 +98,14 @@ def _order(ctx: Context, index: int, item: dict[str, Any]) -> dict[str, Any]:
         body = _item_data(osch.OrderCreate, item["data"])
         data = _plain(body)
         data["lines"] = [_plain(line) for line in body["lines"]]
-        order = ctx.call("orders", "place_order", actor=ctx.actor, viewer=viewer(ctx), data=data)
+        order = ctx.call(
+            "orders",
+            "place_order",
+            actor=ctx.actor,
+            viewer=viewer(ctx),
+            data=data,
+            idempotency=item_idempotency(ctx, "bulkOrders", index, item),
+        )
         return {**result, "status": 201, "id": order["id"], "version": order.get("version")}
     except CmsError as exc:
         return {**result, "status": exc.status, "version": None, "error": _problem(exc)}
@@ -115,6 +123,7 @@ def _order(ctx: Context, index: int, item: dict[str, Any]) -> dict[str, Any]:
     audit="orders.bulk",
     resource="order",
     errors=(400,),
+    idempotent=True,
 )
 def bulk_orders(ctx: Context) -> Reply:
     pool = GreenPool(PARALLEL)

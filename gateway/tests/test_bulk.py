@@ -139,3 +139,47 @@ def test_bulk_places_orders_with_a_result_per_item(api, token):
     assert order["total"] >= 2400 and order["customer_id"] == customer_id
     assert missing["status"] == 404
     assert bad["status"] == 400 and "lines" in bad["error"]["errors"]
+
+
+def test_a_bulk_order_request_retried_with_its_idempotency_key_places_each_order_once(api, token):
+    """An ERP that lost the answer retries the same request with the same key: each item
+    answers with the order it placed the first time; the key sent with other items is
+    refused item by item. Without it, the retry placed every order again."""
+    created = api.call("POST", "/api/v1/customers/bulk", token=token, json={"items": [_item()]})
+    customer_id = created.json()["results"][0]["id"]
+    product = api.call(
+        "POST",
+        "/api/v1/products",
+        token=token,
+        json={"sku": f"I-{uuid.uuid4().hex[:8]}", "name": "Cup", "price": 900, "currency": "CNY"},
+    ).json()
+
+    def item(quantity):
+        lines = [{"product_id": product["id"], "quantity": quantity}]
+        return {"data": {"customer_id": customer_id, "lines": lines}}
+
+    def send(body, key):
+        response = api.call(
+            "POST", "/api/v1/orders/bulk", token=token, json=body, headers={"Idempotency-Key": key}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["results"]
+
+    deadline = time.monotonic() + 20
+    while send({"items": [item(1)]}, uuid.uuid4().hex)[0]["status"] == 404:
+        assert time.monotonic() < deadline, "the orders service never learnt of the customer"
+        time.sleep(0.1)
+    key = uuid.uuid4().hex
+    body = {"items": [item(1), item(2)]}
+    first = send(body, key)
+    assert [r["status"] for r in first] == [201, 201]
+    again = send(body, key)
+    assert [r["id"] for r in again] == [r["id"] for r in first]
+    listed = api.call(
+        "GET", "/api/v1/orders", token=token, params={"customer_id": customer_id, "limit": 50}
+    ).json()["items"]
+    assert len(listed) == 3  # the order that waited for the customer, and these two, once
+    other = send({"items": [item(5), item(2)]}, key)
+    assert other[0]["status"] == 422
+    assert other[0]["error"]["code"] == "idempotency_key_reused"
+    assert other[1]["id"] == first[1]["id"]
