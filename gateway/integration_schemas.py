@@ -112,12 +112,25 @@ class Webhook(Schema):
     status = fields.String(metadata={"description": "active, paused (see paused_reason), inactive"})
     paused_at = fields.String(allow_none=True)
     paused_reason = fields.String(allow_none=True)
-    consecutive_failures = fields.Integer()
+    consecutive_failures = fields.Integer(
+        metadata={"description": "Failed attempts since the last success."}
+    )
+    failing_since = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "When it started failing (null after a success); it is paused "
+            "after failing this long without a success (CMS_WEBHOOK_PAUSE_AFTER_HOURS)."
+        },
+    )
     secret_hint = fields.String()
     version = fields.Integer()
     created_by = fields.String(allow_none=True)
     created_at = fields.String()
     updated_at = fields.String()
+
+
+class WebhookList(Schema):
+    items = fields.List(fields.Nested(Webhook))
 
 
 class WebhookCreated(Webhook):
@@ -132,7 +145,12 @@ class Delivery(Schema):
     source = fields.String()
     position = fields.Integer()
     stream_id = fields.String()
-    status = fields.String(metadata={"description": "pending, delivered or failed"})
+    status = fields.String(
+        metadata={"description": "pending (also while it is retried), delivered or failed"}
+    )
+    retrying = fields.Boolean(
+        metadata={"description": "Pending after a failed attempt: see last_error, attempts."}
+    )
     attempts = fields.Integer()
     next_attempt_at = fields.String(allow_none=True)
     last_attempt_at = fields.String(allow_none=True)
@@ -161,7 +179,13 @@ class DeliveryPage(Schema):
 
 
 class DeliveryQuery(Schema):
-    status = fields.String(validate=validate.OneOf(["pending", "delivered", "failed"]))
+    status = fields.String(
+        validate=validate.OneOf(["pending", "retrying", "delivered", "failed"]),
+        metadata={
+            "description": "retrying: pending after a failed attempt (failing, to be tried "
+            "again); failed: retries ran out (re-send by hand)."
+        },
+    )
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String(validate=validate.Length(max=500))
 

@@ -18,14 +18,13 @@ def _id(ctx: Context) -> str:
     "GET",
     "/webhooks",
     operation_id="listWebhooks",
-    summary="List webhook endpoints",
+    summary="List webhook endpoints (all of them: an installation has a handful)",
     roles=ADMIN,
-    response=schemas.Webhook,
-    many=True,
+    response=schemas.WebhookList,
     **WEBHOOKS,
 )
 def list_webhooks(ctx: Context) -> Reply:
-    return Reply(ctx.call("webhooks", "list_endpoints", actor=ctx.actor))
+    return Reply({"items": ctx.call("webhooks", "list_endpoints", actor=ctx.actor)})
 
 
 @op(

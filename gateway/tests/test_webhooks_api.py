@@ -29,7 +29,7 @@ def test_register_read_change_and_delete_an_endpoint(api, token):
     assert fetched.json()["secret_hint"] == "…" + hook["secret"][-4:]
     assert fetched.headers["ETag"] == f'"{hook["version"]}"'
     listed = api.call("GET", "/api/v1/webhooks", token=token).json()
-    assert hook["id"] in [item["id"] for item in listed]
+    assert hook["id"] in [item["id"] for item in listed["items"]]  # as every list: {"items"}
     path = f"/api/v1/webhooks/{hook['id']}"
     no_match = api.call("PATCH", path, token=token, json={"active": True})
     assert no_match.status_code == 428
@@ -63,12 +63,56 @@ def test_register_read_change_and_delete_an_endpoint(api, token):
         ({"event_types": []}, "event_types"),
         ({"event_types": ["Customer Registered"]}, "event_types"),
         ({"secret": "short"}, "secret"),
+        # private and internal targets (SSRF), and credentials in the URL
+        ({"url": "https://169.254.169.254/latest/meta-data/"}, "url"),
+        ({"url": "https://10.0.0.8/hook"}, "url"),
+        ({"url": "https://192.168.0.10/hook"}, "url"),
+        ({"url": "https://172.20.1.1/hook"}, "url"),
+        ({"url": "https://127.0.0.1/hook"}, "url"),
+        ({"url": "https://localhost:8443/hook"}, "url"),
+        ({"url": "https://[::1]/hook"}, "url"),
+        ({"url": "https://[fd12:3456::1]/hook"}, "url"),
+        ({"url": "https://[fe80::1]/hook"}, "url"),
+        ({"url": "https://0.0.0.0/hook"}, "url"),
+        ({"url": "https://admin:hunter22@erp.example.com/hook"}, "url"),
+        # event types the catalogue does not have, and prefixes that match none
+        ({"event_types": ["order.paidd"]}, "event_types"),
+        ({"event_types": ["order.*", "orderz.*"]}, "event_types"),
+        # fields the API does not have
+        ({"events": ["order.paid"]}, "events"),
     ],
 )
 def test_bad_endpoints_are_refused_naming_the_field(api, token, body, field):
     response = _create(api, token, **body)
     assert response.status_code == 400, response.text
     assert {path.split(".")[0] for path in response.json()["errors"]} == {field}
+    assert "hunter22" not in response.text
+
+
+def test_a_change_is_checked_as_a_registration_is(api, token):
+    hook = _create(api, token, active=False).json()
+    path = f"/api/v1/webhooks/{hook['id']}"
+    for body, field in (
+        ({"url": "https://169.254.169.254/"}, "url"),
+        ({"event_types": ["customer.updatedd"]}, "event_types"),
+        ({"active": True, "colour": "red"}, "colour"),
+    ):
+        etag = api.call("GET", path, token=token).headers["ETag"]
+        response = api.call("PATCH", path, token=token, json=body, headers={"If-Match": etag})
+        assert response.status_code == 400, response.text
+        assert set(response.json()["errors"]) == {field}
+        if field == "event_types":
+            assert "Did you mean customer.updated?" in response.text
+    api.call("DELETE", path, token=token)
+
+
+def test_deliveries_being_retried_can_be_listed(api, token):
+    hook = _create(api, token, active=False).json()
+    path = f"/api/v1/webhooks/{hook['id']}/deliveries"
+    retrying = api.call("GET", path, token=token, params={"status": "retrying"})
+    assert retrying.status_code == 200, retrying.text
+    assert retrying.json() == {"items": [], "next_cursor": None}
+    api.call("DELETE", f"/api/v1/webhooks/{hook['id']}", token=token)
 
 
 def test_unknown_endpoints_and_deliveries_are_not_found(api, token):

@@ -12,12 +12,12 @@ DEFAULTS: dict[str, Any] = {
     "BACKOFF_BASE": 10.0,  # seconds before the first retry; doubles each time
     "BACKOFF_MAX": 3600.0,  # the longest wait between two attempts
     "RETRY_HOURS": 72.0,  # keep retrying a delivery this long after its first attempt
-    "PAUSE_AFTER": 50,  # consecutive failed attempts that pause an endpoint (0: never)
+    "PAUSE_AFTER_HOURS": 72.0,  # hours of failing without one success that pause (0: never)
     "TIMEOUT": 10.0,  # seconds an endpoint has to answer
     "CONCURRENCY": 10,  # deliveries in flight per process (the bounded pool)
     "POLL_INTERVAL": 1.0,  # seconds between looks for due deliveries when idle
     "CATCH_UP_INTERVAL": 30.0,  # seconds between catch-ups through read_events
-    "ALLOW_HTTP_LOOPBACK": False,  # http://127.0.0.1 endpoints (development and tests only)
+    "ALLOW_HTTP_LOOPBACK": False,  # loopback endpoints, http too (development and tests only)
     "LOG_DAYS": 30,  # delivered deliveries are kept this long in the log (failed ones for ever)
 }
 
@@ -27,7 +27,7 @@ class WebhookSettings:
     backoff_base: float
     backoff_max: float
     retry_hours: float
-    pause_after: int
+    pause_after_hours: float
     timeout: float
     concurrency: int
     poll_interval: float
@@ -60,7 +60,7 @@ def load(config: Mapping[str, Any] | None = None) -> WebhookSettings:
         backoff_base=float(_raw(config, "BACKOFF_BASE")),
         backoff_max=float(_raw(config, "BACKOFF_MAX")),
         retry_hours=float(_raw(config, "RETRY_HOURS")),
-        pause_after=int(_raw(config, "PAUSE_AFTER")),
+        pause_after_hours=float(_raw(config, "PAUSE_AFTER_HOURS")),
         timeout=float(_raw(config, "TIMEOUT")),
         concurrency=max(1, int(_raw(config, "CONCURRENCY"))),
         poll_interval=float(_raw(config, "POLL_INTERVAL")),

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import ipaddress
+import difflib
+import functools
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from services.webhooks import secret_store
+from services.webhooks import secret_store, targets
 from services.webhooks.config import WebhookSettings
 from shared.cursors import decode_cursor, encode_cursor
 from shared.errors import BadRequest, ConcurrencyError, NotFound
 from shared.events import isoformat
 
-LOOPBACK_HOSTS = ("localhost",)
 GET_ENDPOINT = "SELECT * FROM endpoints WHERE id = :id"
 LOCK_ENDPOINT = GET_ENDPOINT + " FOR UPDATE"
 GET_DELIVERY = "SELECT * FROM deliveries WHERE id = :id AND endpoint_id = :endpoint"
@@ -29,23 +28,42 @@ UPDATABLE = ("url", "description", "event_types", "fields", "secret", "active")
 
 
 def check_url(url: str, settings: WebhookSettings) -> str:
-    """HTTPS only; plain http to the loopback only where the setting allows it (dev, tests)."""
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise BadRequest.for_fields({"url": ["Not a valid URL."]}) from None
-    if parts.scheme not in ("https", "http") or not host:
-        raise BadRequest.for_fields({"url": ["Must be an https:// URL."]})
-    if parts.scheme == "http":
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host in LOOPBACK_HOSTS
-        if not (loopback and settings.allow_http_loopback):
-            raise BadRequest.for_fields({"url": ["Must be an https:// URL."]})
-    return url.strip()
+    """HTTPS to a public address, without credentials in the URL; the loopback (also over
+    plain http) only where the setting allows it (dev, tests). See ``targets``."""
+    url = url.strip()
+    refused = targets.refusal(url, settings.allow_http_loopback)
+    if refused:
+        raise BadRequest.for_fields({"url": [refused]})
+    return url
+
+
+@functools.cache
+def known_event_types() -> frozenset[str]:
+    """Every event type of the event catalogue (docs/events.md)."""
+    from shared.catalogue import event_versions
+
+    return frozenset(event.type for event in event_versions())
+
+
+def check_event_types(patterns: Iterable[str], known: frozenset[str] | None = None) -> list[str]:
+    """The patterns, sorted and once each; a 400 naming ``event_types`` when one is not an
+    event type of the catalogue, or is a prefix (``order.*``) that matches none."""
+    known = known_event_types() if known is None else known
+    patterns = sorted(set(patterns))
+    errors = []
+    for pattern in patterns:
+        if pattern == "*":
+            continue
+        if pattern.endswith(".*"):
+            if not any(event_type.startswith(pattern[:-1]) for event_type in known):
+                errors.append(f"{pattern} matches no event type (see docs/events.md).")
+        elif pattern not in known:
+            close = difflib.get_close_matches(pattern, sorted(known), n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            errors.append(f"Unknown event type {pattern} (see docs/events.md).{hint}")
+    if errors:
+        raise BadRequest.for_fields({"event_types": errors})
+    return patterns
 
 
 def _time(value: datetime | None) -> str | None:
@@ -61,7 +79,7 @@ def endpoint_view(row: Any) -> dict[str, Any]:
         status = "active"
     return {
         "id": str(row.id),
-        "url": row.url,
+        "url": targets.mask(row.url),
         "description": row.description,
         "event_types": list(row.event_types),
         "fields": list(row.fields) if row.fields is not None else None,
@@ -70,6 +88,7 @@ def endpoint_view(row: Any) -> dict[str, Any]:
         "paused_at": _time(row.paused_at),
         "paused_reason": row.paused_reason,
         "consecutive_failures": row.consecutive_failures,
+        "failing_since": _time(row.failing_since),
         "secret_hint": "…" + secret_store.open_(row.secret, str(row.id))[-4:],
         "version": row.version,
         "created_by": row.created_by,
@@ -88,6 +107,7 @@ def delivery_view(row: Any) -> dict[str, Any]:
         "position": row.position,
         "stream_id": row.stream_id,
         "status": row.status,
+        "retrying": row.status == "pending" and row.last_error is not None,
         "attempts": row.attempts,
         "next_attempt_at": _time(row.next_attempt_at) if row.status == "pending" else None,
         "last_attempt_at": _time(row.last_attempt_at),
@@ -129,7 +149,7 @@ class Endpoints:
                 "id": endpoint_id,
                 "url": check_url(data["url"], self.settings),
                 "description": data.get("description") or "",
-                "event_types": sorted(set(data["event_types"])),
+                "event_types": check_event_types(data["event_types"]),
                 "fields": sorted(set(data["fields"])) if data.get("fields") else None,
                 "secret": secret_store.seal(secret, str(endpoint_id)),
                 "active": data.get("active", True),
@@ -156,14 +176,17 @@ class Endpoints:
         if "url" in values:
             values["url"] = check_url(values["url"], self.settings)
         if "event_types" in values:
-            values["event_types"] = sorted(set(values["event_types"]))
+            values["event_types"] = check_event_types(values["event_types"])
         if "fields" in values:
             values["fields"] = sorted(set(values["fields"])) if values["fields"] else None
         if "secret" in values:
             values["secret"] = secret_store.seal(values["secret"], str(row.id))
         assignments = ", ".join(f"{name} = :{name}" for name in UPDATABLE if name in values)
         if values.get("active") is True and not row.active:
-            assignments += ", paused_at = NULL, paused_reason = NULL, consecutive_failures = 0"
+            assignments += (
+                ", paused_at = NULL, paused_reason = NULL, consecutive_failures = 0, "
+                "failing_since = NULL"
+            )
         updated = self.session.execute(
             text(
                 f"UPDATE endpoints SET {assignments}, version = version + 1, "  # noqa: S608
@@ -175,22 +198,26 @@ class Endpoints:
         return endpoint_view(updated)
 
     def resume(self, endpoint_id: str) -> dict[str, Any]:
-        """Un-pause: pending deliveries are tried again now, in order."""
+        """Un-pause: pending deliveries are tried again now, in order, with those that ran
+        out of retries while the endpoint was failing (the oldest does as it is paused)."""
         row = self._row(endpoint_id, lock=True)
         updated = self.session.execute(
             text(
                 "UPDATE endpoints SET paused_at = NULL, paused_reason = NULL, "
-                "consecutive_failures = 0, version = version + 1, updated_at = now() "
-                "WHERE id = :id RETURNING *"
+                "consecutive_failures = 0, failing_since = NULL, version = version + 1, "
+                "updated_at = now() WHERE id = :id RETURNING *"
             ),
             {"id": row.id},
         ).one()
         self.session.execute(
             text(
-                "UPDATE deliveries SET next_attempt_at = now() "
-                "WHERE endpoint_id = :id AND status = 'pending'"
+                "UPDATE deliveries SET next_attempt_at = now(), status = 'pending', "
+                "first_attempt_at = CASE WHEN status = 'failed' THEN NULL "
+                "  ELSE first_attempt_at END "
+                "WHERE endpoint_id = :id AND (status = 'pending' OR (status = 'failed' "
+                "  AND :since IS NOT NULL AND last_attempt_at >= :since))"
             ),
-            {"id": row.id},
+            {"id": row.id, "since": row.failing_since},
         )
         self.session.commit()
         return endpoint_view(updated)
@@ -208,7 +235,9 @@ class Endpoints:
         row = self._row(endpoint_id)
         params: dict[str, Any] = {"endpoint": row.id, "limit": limit + 1}
         where = ["endpoint_id = :endpoint"]
-        if status:
+        if status == "retrying":  # pending, and its last attempt failed
+            where.append("status = 'pending' AND last_error IS NOT NULL")
+        elif status:
             where.append("status = :status")
             params["status"] = status
         if cursor:

@@ -6,7 +6,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 EVENT_PATTERN = r"^(\*|[a-z][a-z0-9_]*\.(\*|[a-z][a-z0-9_]*))$"
 FIELD_PATTERN = r"^[a-z][a-z0-9_]*$"
-STATUSES = ("pending", "delivered", "failed")
+#: A delivery's status; ``retrying`` finds the pending ones whose last attempt failed.
+STATUSES = ("pending", "retrying", "delivered", "failed")
 
 
 def _event_types(**kwargs):

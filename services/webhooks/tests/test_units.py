@@ -39,11 +39,12 @@ def test_backoff_doubles_up_to_the_maximum_and_covers_72_hours():
 
 
 def test_settings_come_from_nameko_config_then_environment(monkeypatch):
-    monkeypatch.setenv("CMS_WEBHOOK_PAUSE_AFTER", "7")
+    assert config.load({}).pause_after_hours == 72  # the README's retry promise
+    monkeypatch.setenv("CMS_WEBHOOK_PAUSE_AFTER_HOURS", "24")
     monkeypatch.setenv("CMS_WEBHOOK_ALLOW_HTTP_LOOPBACK", "yes")
-    assert config.load({}).pause_after == 7
+    assert config.load({}).pause_after_hours == 24
     assert config.load({}).allow_http_loopback is True
-    assert config.load({"WEBHOOK_PAUSE_AFTER": 3}).pause_after == 3
+    assert config.load({"WEBHOOK_PAUSE_AFTER_HOURS": 3}).pause_after_hours == 3
 
 
 def test_signatures_verify_only_the_same_body_secret_and_a_fresh_time():
@@ -72,6 +73,14 @@ def test_signatures_verify_only_the_same_body_secret_and_a_fresh_time():
         ("https://", False, False),
         ("https://host:port/", False, False),
         ("javascript:alert(1)", True, False),
+        ("https://203.0.113.9/hook", False, False),  # TEST-NET: reserved
+        ("https://8.8.8.8/hook", False, True),
+        ("https://[2606:4700::1111]/hook", False, True),
+        # the loopback setting allows the loopback over https too, and nothing else
+        ("https://127.0.0.1:8443/hook", True, True),
+        ("https://[::1]/hook", True, True),
+        ("http://10.0.0.5/hook", True, False),
+        ("https://169.254.169.254/latest/meta-data/", True, False),
     ],
 )
 def test_urls(url, loopback_allowed, ok):
@@ -100,3 +109,68 @@ def test_an_events_delivery_to_an_endpoint_always_has_the_same_id():
     assert delivery_id(endpoint, event) == delivery_id(str(endpoint), str(event))
     assert delivery_id(endpoint, event) != delivery_id(other, event)
     assert delivery_id(endpoint, event) != delivery_id(endpoint, uuid.uuid4())
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://169.254.169.254/latest/meta-data/",  # cloud metadata (link-local)
+        "https://10.1.2.3/hook",
+        "https://192.168.1.10/hook",
+        "https://172.16.0.1/hook",
+        "https://172.31.255.254/hook",
+        "https://127.0.0.1/hook",
+        "https://127.8.9.10:8443/hook",
+        "https://localhost/hook",
+        "https://LOCALHOST./hook",
+        "https://api.localhost/hook",
+        "https://[::1]/hook",
+        "https://[fd00::1]/hook",  # IPv6 unique local
+        "https://[fe80::1]/hook",  # IPv6 link-local
+        "https://[::ffff:10.0.0.1]/hook",  # IPv4-mapped
+        "https://[::]/hook",
+        "https://0.0.0.0/hook",
+        "https://100.64.0.1/hook",  # carrier-grade NAT
+        "https://224.0.0.1/hook",  # multicast
+        "https://2130706433/hook",  # 127.0.0.1 spelled as a number
+        "https://127.1/hook",
+        "https://0x7f.0.0.1/hook",
+        "https://user:s3cr3tpw@erp.example.com/hook",
+        "https://token@erp.example.com/hook",
+    ],
+)
+def test_private_internal_and_credentialled_urls_are_refused(url):
+    with pytest.raises(BadRequest) as refused:
+        check_url(url, config.load({}))
+    assert list(refused.value.extra["errors"]) == ["url"]
+    assert "s3cr3tpw" not in str(refused.value.extra)
+
+
+def test_a_stored_url_with_credentials_is_shown_masked():
+    from services.webhooks.targets import mask
+
+    assert mask("https://user:pass@erp.example.com/h?q=1") == "https://***@erp.example.com/h?q=1"
+    assert mask("https://erp.example.com/h") == "https://erp.example.com/h"
+
+
+def test_event_types_must_be_in_the_catalogue():
+    from services.webhooks.endpoints import check_event_types
+
+    known = frozenset({"order.paid", "order.placed", "customer.updated"})
+    assert check_event_types(["order.*", "*", "order.paid", "order.*"], known) == [
+        "*",
+        "order.*",
+        "order.paid",
+    ]
+    with pytest.raises(BadRequest) as unknown:
+        check_event_types(["order.paidd", "orderz.*", "customer.updated"], known)
+    messages = unknown.value.extra["errors"]["event_types"]
+    assert len(messages) == 2
+    assert "order.paidd" in messages[0] and "order.paid?" in messages[0]
+    assert "orderz.*" in messages[1]
+
+
+def test_the_catalogue_knows_the_event_types_the_readme_names():
+    from services.webhooks.endpoints import check_event_types
+
+    assert check_event_types(["order.*", "customer.updated", "payment.captured"])
