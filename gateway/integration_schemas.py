@@ -193,12 +193,29 @@ class DeliveryQuery(Schema):
 # -- bulk ---------------------------------------------------------------------------------------
 
 
+class EtagVersion(fields.Integer):
+    """A version as a number (``3``) or as the ETag a GET answered (``\"3\"``, ``W/\"3\"``)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            text = value.strip().removeprefix("W/").strip('"')
+            if not text.isascii() or not text.isdigit() or len(text) > 18:
+                raise ValidationError('Must be a version such as 3, or the ETag "3".')
+            value = int(text)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class BulkCustomerItem(Schema):
     op = fields.String(required=True, validate=validate.OneOf(["create", "update"]))
     id = fields.String(metadata={"description": "The customer to update."})
-    version = fields.Integer(
+    version = EtagVersion(
+        strict=True,
         validate=validate.Range(min=1),
-        metadata={"description": "Updates: the version read (ETag); a stale one is 412."},
+        metadata={"description": "Updates: the version read, or its ETag; a stale one is 412."},
+    )
+    force = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Creates: this one even when a duplicate is found."},
     )
     data = fields.Dict(required=True, metadata={"description": "As for create or edit."})
 

@@ -12,9 +12,14 @@ from shared.errors import CmsError
 PROBLEM_TYPE_BASE = "https://cms.example/problems/"
 
 
+def problem_type(title: str) -> str:
+    """The ``type`` URI of a problem with this title."""
+    return PROBLEM_TYPE_BASE + title.lower().replace(" ", "-")
+
+
 def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response:
     body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + title.lower().replace(" ", "-"),
+        "type": problem_type(title),
         "title": title,
         "status": status,
     }

@@ -14,7 +14,7 @@ from gateway import integration_schemas as schemas
 from gateway import order_schemas as osch
 from gateway.idempotency import item_idempotency
 from gateway.operations import Context, Reply, op
-from gateway.problems import problem_extra
+from gateway.problems import problem_extra, problem_type
 from gateway.routes.customers import viewer
 from gateway.routes.orders import _plain
 from shared.errors import BadRequest, CmsError
@@ -26,7 +26,14 @@ PARALLEL = 4
 
 
 def _problem(exc: CmsError) -> dict[str, Any]:
-    return {"title": exc.title, "status": exc.status, "detail": exc.detail, **problem_extra(exc)}
+    """An item's failure as the problem+json the single request would have answered."""
+    return {
+        "type": problem_type(exc.title),
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+        **problem_extra(exc),
+    }
 
 
 def _item_data(schema: type[Schema], data: Any) -> dict[str, Any]:
@@ -42,7 +49,9 @@ def _item(ctx: Context, index: int, item: dict[str, Any], force: bool) -> dict[s
     try:
         if item["op"] == "create":
             data = _item_data(schemas.CUSTOMER_CREATE, item["data"])
-            data.pop("force", None)
+            # the request's force, the item's, or the one in its data (as POST /customers)
+            in_data = data.pop("force", False)
+            force = bool(force or item.get("force") or in_data)
             customer = ctx.call(
                 "customers",
                 "create_customer",

@@ -55,6 +55,31 @@ def test_bulk_creates_and_updates_with_a_result_per_item(api, token):
     assert api.call("GET", f"/api/v1/customers/{first['id']}", token=token).json()["name"] == "A"
 
 
+def test_bulk_items_take_force_and_an_etag_and_fail_as_full_problems(api, token):
+    """An item forces its own creation (as ``force`` in its data, as POST /customers takes
+    it), an update's version may be the ETag a GET answered, and a failed item's problem
+    has its ``type`` like any other. Each of these was refused or missing."""
+    first = _item()
+    created = api.call("POST", "/api/v1/customers/bulk", token=token, json={"items": [first]})
+    original = created.json()["results"][0]
+    twins = [
+        {**first, "force": True},
+        {**first, "data": {**first["data"], "force": True}},
+        first,
+    ]
+    response = api.call("POST", "/api/v1/customers/bulk", token=token, json={"items": twins})
+    assert response.status_code == 200, response.text
+    item_forced, data_forced, duplicate = response.json()["results"]
+    assert item_forced["status"] == data_forced["status"] == 201
+    assert duplicate["status"] == 409
+    assert duplicate["error"]["type"].endswith("/conflict")
+    etag = api.call("GET", f"/api/v1/customers/{original['id']}", token=token).headers["ETag"]
+    update = {"op": "update", "id": original["id"], "version": etag, "data": {"name": "By ETag"}}
+    response = api.call("POST", "/api/v1/customers/bulk", token=token, json={"items": [update]})
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["status"] == 200
+
+
 def test_bulk_refuses_a_malformed_request_as_a_whole(api, token):
     too_many = {"items": [_item() for _ in range(101)]}
     response = api.call("POST", "/api/v1/customers/bulk", token=token, json=too_many)
