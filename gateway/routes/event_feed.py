@@ -14,7 +14,7 @@ person who has been erased read ``{"$erased": {"subject": "<id>"}}``.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from gateway import integration_schemas as schemas
@@ -28,7 +28,7 @@ READERS = frozenset({"admin", "manager", "analyst"})
 #: admins read staff accounts).
 OPENERS = frozenset({"admin", "manager"})
 SERVICE_OPENERS = {"users": frozenset({"admin"})}
-TYPE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+TYPE = re.compile(r"^[a-z][a-z0-9_]*\.([a-z][a-z0-9_]*|\*)$")
 ERASURE_PAGE = 1000
 
 #: ``source → (position read up to, subjects erased)``: erasures are never undone, so each
@@ -95,14 +95,47 @@ def mark_erased(value: Any, erased: frozenset[str]) -> Any:
     return value
 
 
-def _types(raw: str | None) -> list[str] | None:
+@cache
+def service_types(service: str) -> frozenset[str]:
+    """The event types ``service`` publishes, from the event catalogue."""
+    from shared.catalogue import event_versions
+
+    return frozenset(event.type for event in event_versions() if event.source == service)
+
+
+def _types(raw: str | None, service: str) -> list[str] | None:
+    """The types asked for: names of the service's event types, or ``order.*`` (every type
+    of that prefix, as webhooks take it), or ``*`` (all); a name the service does not
+    publish is a 400, where it read as an empty feed."""
     if not raw:
         return None
-    types = [part.strip() for part in raw.split(",") if part.strip()]
-    wrong = [t for t in types if not TYPE.match(t)]
-    if wrong or len(types) > 100:
-        raise BadRequest.for_fields({"types": ["Comma-separated event types, e.g. order.placed."]})
-    return types
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if "*" in parts:
+        return None
+    shape = [
+        p
+        for p in parts
+        if not TYPE.match(p.removesuffix(".*") + (".x" if p.endswith(".*") else ""))
+    ]
+    if shape or len(parts) > 100:
+        raise BadRequest.for_fields(
+            {"types": ["Comma-separated event types, e.g. order.placed or order.*."]}
+        )
+    known = service_types(service)
+    types: set[str] = set()
+    unknown = []
+    for part in parts:
+        found = (
+            {t for t in known if t.startswith(part[:-1])} if part.endswith(".*") else {part} & known
+        )
+        if not found:
+            unknown.append(part)
+        types |= found
+    if unknown:
+        raise BadRequest.for_fields(
+            {"types": [f"Not an event type of {service}: {', '.join(unknown)}."]}
+        )
+    return sorted(types)
 
 
 @op(
@@ -129,7 +162,7 @@ def read_feed(ctx: Context) -> Reply:
         "read_events",
         after_position=after,
         limit=limit,
-        types=_types(ctx.query.get("types")),
+        types=_types(ctx.query.get("types"), service),
         open_sealed=opening,
     )
     if not opening and _has_sealed([item["payload"] for item in items]):

@@ -125,3 +125,17 @@ def test_staff_data_in_the_users_log_is_opened_for_admins_only(api, token):
     items, _ = _read_all(api, manager, types="customer.registered")
     payload = next(e for e in items if e["stream_id"] == customer["id"])["payload"]
     assert payload["name"] == customer["name"]  # customers' data, as the API shows managers
+
+
+def test_types_take_a_prefix_and_refuse_a_type_the_service_does_not_publish(api, token):
+    """``customer.*`` as webhooks take it; a misspelt type is a 400, where it read as a feed
+    with nothing in it."""
+    customer = _customer(api, token)
+    items, _ = _read_all(api, token, types="customer.*")
+    mine = [e["type"] for e in items if e["stream_id"] == customer["id"]]
+    assert mine == ["customer.registered"]
+    assert {e["type"].split(".")[0] for e in items} == {"customer"}
+    for wrong in ("customer.registred", "order.placed", "custommer.*"):
+        response = api.call("GET", "/api/v1/events/customers", token=token, params={"types": wrong})
+        assert response.status_code == 400, wrong
+        assert wrong in response.json()["errors"]["types"][0]
