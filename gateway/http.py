@@ -18,7 +18,7 @@ from werkzeug.routing import PathConverter, Rule
 from werkzeug.wrappers import Response
 
 from gateway.messages import localise_problem, wants_chinese
-from gateway.problems import problem, problem_from_error
+from gateway.problems import problem, problem_from_error, www_authenticate
 from gateway.server import NoDelayWebServer
 from shared.errors import CmsError
 from shared.logs import request_id_var
@@ -45,6 +45,17 @@ def request_id_for(request) -> str:
     """The caller's ``X-Request-ID`` when it is sane, else a new one."""
     given = request.headers.get("X-Request-ID", "")
     return given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+
+
+def _problem_code(response: Response) -> str | None:
+    """The ``code`` member of a problem response, if it has one."""
+    if response.mimetype != "application/problem+json":
+        return None
+    try:
+        body = json.loads(response.get_data())
+    except ValueError:
+        return None
+    return body.get("code") if isinstance(body, dict) else None
 
 
 class _AnyPath(PathConverter):
@@ -110,6 +121,10 @@ class ApiEntrypoint(HttpRequestHandler):
         ):
             response.set_data(
                 json.dumps(localise_problem(json.loads(response.get_data())), ensure_ascii=False)
+            )
+        if response.status_code == 401 and "WWW-Authenticate" not in response.headers:
+            response.headers["WWW-Authenticate"] = www_authenticate(
+                _problem_code(response), request.headers.get("Authorization")
             )
         response.headers.setdefault("Vary", "Accept-Language")
         response.headers["X-Request-ID"] = request_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from werkzeug.wrappers import Response
@@ -33,8 +34,40 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response
     )
 
 
+#: Statuses whose ``retry_after`` member is also said as the ``Retry-After`` header (RFC 9110
+#: §10.2.3), which HTTP clients and proxies read without knowing our problem members.
+RETRY_AFTER_STATUSES = (429, 503)
+
+
 def problem_from_error(error: CmsError) -> Response:
-    return problem(error.status, error.title, error.detail, **problem_extra(error))
+    response = problem(error.status, error.title, error.detail, **problem_extra(error))
+    retry_after = error.extra.get("retry_after")
+    if error.status in RETRY_AFTER_STATUSES and retry_after is not None:
+        try:
+            response.headers["Retry-After"] = str(max(1, math.ceil(float(retry_after))))
+        except (TypeError, ValueError):
+            pass
+    return response
+
+
+#: 401 codes that mean the credentials sent were refused (RFC 6750 ``invalid_token``), as
+#: opposed to none sent or a wrong password at sign-in.
+INVALID_TOKEN_CODES = frozenset(
+    {"token_invalid", "token_expired", "session_revoked", "api_key_invalid", "api_key_revoked"}
+)
+
+
+def www_authenticate(code: str | None, authorization: str | None) -> str:
+    """The ``WWW-Authenticate`` of a 401 (RFC 9110 §11.6.1 requires one): ``Bearer``, with
+    ``error="invalid_token"`` (RFC 6750 §3.1) when a bearer token was sent and refused, or
+    ``error="invalid_request"`` when the Authorization header was not a bearer token."""
+    challenge = 'Bearer realm="cms"'
+    if not authorization or code not in INVALID_TOKEN_CODES:
+        return challenge
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return f'{challenge}, error="invalid_request"'
+    return f'{challenge}, error="invalid_token"'
 
 
 def problem_extra(error: CmsError) -> dict[str, Any]:
