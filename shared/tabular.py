@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -148,6 +149,23 @@ def rows(path: Path, info: TableInfo) -> Iterator[tuple[int, dict[str, str]]]:
         if extra:
             values[""] = " | ".join(extra)
         yield number, values
+
+
+#: What a spreadsheet program reads as the start of a formula (OWASP, "CSV injection")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: A plain signed number (an E.164 phone, +8613800138000; a negative amount, -45.50): it
+#: starts with + or - but calls nothing, so it is left as it is
+_SIGNED_NUMBER = re.compile(r"^[+-][0-9]+(?:\.[0-9]+)?$")
+
+
+def spreadsheet_cell(value: object) -> str:
+    """Text for a CSV cell that a spreadsheet opens: a cell that would start a formula is
+    quoted with a leading ``'``, except a plain signed number (an apostrophe would corrupt
+    a phone number for whatever system reads the file next)."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_STARTS) and not _SIGNED_NUMBER.match(text):
+        return "'" + text
+    return text
 
 
 def write_csv_line(values: list[object]) -> str:

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from gateway import customer_schemas as cs
 from gateway.operations import ANY_ROLE, Context, Reply, op
+from shared.tabular import spreadsheet_cell
 
 WRITERS = frozenset({"admin", "manager", "sales"})
 MANAGERS = frozenset({"admin", "manager"})
@@ -120,12 +121,6 @@ def _first(entries: list[dict], key: str) -> str:
     return (chosen or {}).get(key) or ""
 
 
-def _cell(value: Any) -> str:
-    """Text for a spreadsheet cell, defused against formula injection (OWASP)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _csv_rows(ctx: Context, query: dict[str, Any]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -149,7 +144,7 @@ def _csv_rows(ctx: Context, query: dict[str, Any]) -> Iterator[str]:
         for customer in page["items"]:
             writer.writerow(
                 [
-                    _cell(value)
+                    spreadsheet_cell(value)
                     for value in (
                         customer["id"],
                         customer["kind"],
