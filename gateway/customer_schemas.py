@@ -156,10 +156,17 @@ class CustomerPage(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+#: A user's id, as the users service makes them (a UUID in lower case)
+USER_ID = validate.Regexp(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    error="Must be a user's id (a UUID).",
+)
+
+
 class CustomerQuery(Schema):
     q = _text(200)
     tag = _text(50)
-    owner_id = _text(64)
+    owner_id = fields.String(validate=USER_ID)
     status = fields.String(load_default="active", validate=STATUS)
     created_from = fields.AwareDateTime()
     created_to = fields.AwareDateTime()

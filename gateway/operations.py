@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -88,12 +89,22 @@ class Context:
         }
 
     def if_match(self) -> int:
-        """The stream version in ``If-Match`` (required on edits)."""
-        raw = self.request.headers.get("If-Match")
+        """The stream version in ``If-Match`` (required on edits).
+
+        ``If-Match: *`` (RFC 9110: "any current representation") is a 428: every edit here
+        is checked against the version the client read, and ``*`` would let a client
+        overwrite a change it never saw, the lost update the header exists to prevent."""
+        raw = (self.request.headers.get("If-Match") or "").strip()
         if not raw:
             raise PreconditionRequired("send If-Match with the ETag you read")
-        value = raw.strip().removeprefix("W/").strip('"')
-        if not value.isdigit():
+        if raw == "*":
+            raise PreconditionRequired(
+                "If-Match: * does not protect against lost updates here: send the ETag you "
+                'read (the ETag header of a GET of the record, like "3")',
+                {"code": "etag_required", "errors": {"If-Match": [ETAG_NEEDED]}},
+            )
+        value = raw.removeprefix("W/").strip('"')
+        if not _VERSION.match(value):
             raise BadRequest.for_fields({"If-Match": ["Must be an ETag from this API."]})
         return int(value)
 
@@ -126,6 +137,11 @@ def _as_body_errors(exc: BadRequest, kwargs: dict[str, Any]) -> BadRequest:
         if flat != errors:
             return BadRequest(exc.detail, {**exc.extra, "errors": flat})
     return exc
+
+
+#: An ETag of this API: a stream version, in ASCII digits ("²" is a digit to str.isdigit)
+_VERSION = re.compile(r"^[0-9]{1,18}$")
+ETAG_NEEDED = 'Must be the ETag you read, like "3"; * is not accepted.'
 
 
 class PreconditionRequired(CmsError):
@@ -162,6 +178,7 @@ class Operation:
     etag: bool = False
     errors: tuple[int, ...] = ()
     idempotent: bool = False  # takes an Idempotency-Key (gateway.idempotency)
+    raw_body: bool = False  # reads the request's bytes itself (an upload), not JSON
 
     @property
     def is_write(self) -> bool:
@@ -274,7 +291,9 @@ def _is_json(request: Request) -> bool:
 
 def parse_json_body(request: Request) -> Any:
     """The JSON body of ``request`` (``{}`` without one); a body of another media type is a
-    415, whatever it holds: a form post or ``text/plain`` is never read as JSON."""
+    415, whatever it holds: a form post or ``text/plain`` is never read as JSON. A string (or
+    key) that is not Unicode text (a lone surrogate, ``"\\ud800"``, which JSON's escapes can
+    spell but UTF-8 cannot hold) is a 400 naming its field."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
@@ -285,7 +304,7 @@ def parse_json_body(request: Request) -> Any:
             {"errors": {"Content-Type": ["Must be application/json."]}},
         )
     try:
-        return jsontext.loads(raw)
+        value = jsontext.loads(raw)
     except jsontext.TooDeep as exc:
         raise BadRequest.for_fields(
             {"body": [f"Nested too deeply (at most {jsontext.MAX_DEPTH} levels)."]},
@@ -293,18 +312,121 @@ def parse_json_body(request: Request) -> Any:
         ) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest.for_fields({"body": ["Not valid JSON."]}, "the body is not JSON") from exc
+    errors: dict[str, list[str]] = {}
+    _find_unencodable(value, "", errors)
+    if errors:
+        raise BadRequest.for_fields(errors, "the body holds text that is not valid Unicode")
+    return value
+
+
+NOT_UNICODE = "Must be valid Unicode text (a lone surrogate such as \\ud800 is not)."
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    """``text`` with whatever UTF-8 cannot hold spelt as ``\\udxxx``, to name a bad key."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _find_unencodable(value: Any, path: str, errors: dict[str, list[str]]) -> None:
+    """Each string (value or key) in ``value`` that UTF-8 cannot encode, by its dotted path
+    (the body nests at most ``jsontext.MAX_DEPTH`` levels, so recursing is safe)."""
+    if isinstance(value, str):
+        if not _encodable(value):
+            errors.setdefault(path or "body", []).append(NOT_UNICODE)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{_printable(key)}" if path else _printable(key)
+            if not _encodable(key):
+                errors.setdefault(inner, []).append(NOT_UNICODE)
+            _find_unencodable(item, inner, errors)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _find_unencodable(item, f"{path}.{index}" if path else str(index), errors)
+
+
+def refuse_any_body(request: Request) -> None:
+    """For an operation that takes no body: none, an empty one or ``{}`` is fine; any field is
+    a 400 naming it (a field sent there would otherwise be ignored: ``{"amount": 5000}`` on a
+    capture captured the whole payment)."""
+    value = parse_json_body(request)
+    if value is None or value == {}:
+        return
+    if isinstance(value, dict):
+        raise BadRequest.for_fields(
+            {key: ["Unknown field."] for key in value}, "this operation takes no body"
+        )
+    raise BadRequest.for_fields({"body": ["This operation takes no body."]})
+
+
+#: What an upload (an import's file as the body) may be declared as: a CSV under any of its
+#: usual names (Windows with Excel installed calls a .csv ``application/vnd.ms-excel``), an
+#: XLSX workbook, or bytes of no stated kind (the web UI's fallback when the browser does not
+#: know the file's type; a request without Content-Type is read as such, RFC 9110 §8.3).
+UPLOAD_TYPES = frozenset(
+    {
+        "text/csv",
+        "text/plain",
+        "text/comma-separated-values",
+        "application/csv",
+        "application/vnd.ms-excel",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/octet-stream",
+    }
+)
+
+
+def require_upload_type(request: Request) -> None:
+    """A 415 naming Content-Type unless the body is declared as a file of ours: JSON, a form
+    (curl's ``--data-binary`` alone sends ``application/x-www-form-urlencoded``) or a
+    multipart form is not a CSV or XLSX file and is never imported as one."""
+    if not request.mimetype or request.mimetype in UPLOAD_TYPES:
+        return
+    sent = request.headers.get("Content-Type")
+    raise UnsupportedMediaType(
+        f"send the file itself as the body with its type: Content-Type: text/csv, or "
+        f"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet for XLSX "
+        f"(got {sent})",
+        {"errors": {"Content-Type": ["Must be text/csv or the XLSX type."]}},
+    )
+
+
+_QUERY_NOT_UTF8 = "Must be UTF-8, percent-encoded (%E5%BC%A0 for 张)."
 
 
 def query_dict(request: Request) -> dict[str, Any]:
-    """The query's parameters, the last of each name. A query that is not UTF-8 (a client that
-    sent raw bytes instead of percent-encoding them, or cut a character in two) is a 400."""
-    try:
-        return {key: values[-1] for key, values in request.args.lists()}
-    except UnicodeDecodeError as exc:
-        raise BadRequest.for_fields(
-            {"query": ["Must be UTF-8, percent-encoded (%E5%BC%A0 for 张)."]},
-            "the query string is not UTF-8",
-        ) from exc
+    """The query's parameters, the last of each name. A query that is not UTF-8 is a 400:
+    raw bytes (a client that did not percent-encode, or cut a character in two) name
+    ``query``; a percent-encoded value that is not UTF-8 (``?q=%ff``, or a surrogate's
+    ``%ED%A0%80``) names its parameter (werkzeug would keep it as the text ``%ff``)."""
+    raw = request.query_string
+    if not raw.isascii():
+        raise BadRequest.for_fields({"query": [_QUERY_NOT_UTF8]}, "the query string is not UTF-8")
+    params: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for part in raw.split(b"&"):
+        if not part:
+            continue
+        name, _, value = part.replace(b"+", b" ").partition(b"=")
+        try:
+            key = unquote_to_bytes(name).decode("utf-8")
+        except UnicodeDecodeError:
+            errors["query"] = [_QUERY_NOT_UTF8]
+            continue
+        try:
+            params[key] = unquote_to_bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            errors[key] = [_QUERY_NOT_UTF8]
+    if errors:
+        raise BadRequest.for_fields(errors, "the query string is not UTF-8")
+    return params
 
 
 def rate_limited(retry_after: int) -> Response:
@@ -356,9 +478,7 @@ class Router:
                 rpc=rpc,
                 principal=principal,
                 path=path,
-                body=load(operation.body, parse_json_body(request), "body")
-                if operation.body
-                else {},
+                body=self.body(operation, request),
                 query=load(operation.query, query_dict(request), "query"),
                 client_ip=client_ip,
             )
@@ -371,6 +491,18 @@ class Router:
         finally:
             if operation.is_write and principal is not None and operation.audit:
                 self.audit(operation, principal, request, path, status, reply, client_ip, publish)
+
+    @staticmethod
+    def body(operation: Operation, request: Request) -> dict[str, Any]:
+        """The validated body; for an operation without one, a check that none was sent. An
+        upload reads its own bytes, and so does a public operation without a body schema (the
+        signed provider webhook, whose body is the provider's: gateway/routes/
+        payment_webhooks.py)."""
+        if operation.body is not None:
+            return load(operation.body, parse_json_body(request), "body")
+        if not (operation.raw_body or operation.public):
+            refuse_any_body(request)
+        return {}
 
     @staticmethod
     def authorise(operation: Operation, principal: Principal | None) -> None:

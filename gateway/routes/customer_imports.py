@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from werkzeug.wrappers import Response
 
 from gateway import customer_schemas as cs
-from gateway.operations import Context, Reply, op
+from gateway.operations import Context, Reply, op, require_upload_type
 from shared.importer import run_import, spool
 from shared.tabular import write_csv_line
 
@@ -33,12 +33,14 @@ def _viewer(ctx: Context) -> dict:
     response=cs.Import,
     status=201,
     audit="customers.import",
-    errors=(400, 413),
+    errors=(400, 413, 415),
+    raw_body=True,
     **IMPORTS,
 )
 def start_import(ctx: Context) -> Reply:
     options = dict(ctx.query)
     import_id = str(options.pop("import_id", None) or uuid.uuid4())
+    require_upload_type(ctx.request)
     path = spool(ctx.request.stream, IMPORT_MAX_BYTES)
     try:
         summary = run_import(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from gateway import order_schemas as osch
-from gateway.operations import Context, Reply, op
+from gateway.operations import Context, Reply, op, require_upload_type
 from shared.importer import run_import, spool
 
 MANAGERS = frozenset({"admin", "manager"})
@@ -24,11 +24,13 @@ IMPORT_MAX_BYTES = 1024 * 1024
     response=osch.OrderImport,
     status=201,
     audit="orders.import",
-    errors=(400, 413),
+    errors=(400, 413, 415),
+    raw_body=True,
     **IMPORTS,
 )
 def import_orders(ctx: Context) -> Reply:
     import_id = str(uuid.uuid4())
+    require_upload_type(ctx.request)
     path = spool(ctx.request.stream, IMPORT_MAX_BYTES)
     try:
         summary = run_import(
