@@ -82,7 +82,7 @@ def test_partial_latin_name_company_email_and_phone(customers, admin, make_custo
     assert _found(customers, admin, tag, q="腾讯") == {"Lisa Simpson"}  # Chinese company
     assert _found(customers, admin, tag, q="simpson lisa") == {"Lisa Simpson"}
     assert _found(customers, admin, tag, q="nobody-like-this") == set()
-    assert _found(customers, admin, tag, q="%") == {"Lisa Simpson", f"Bartholomew {marker}"}
+    assert _found(customers, admin, tag, q="%") == set()  # a wildcard is text, and no name holds it
     make_customer(name="Agent 20071234", company="Room 4711 Ltd", tags=[tag])
     for digits in ("20071234", "4711"):  # digits alone may be a name or company, not a phone
         assert _found(customers, admin, tag, q=digits) == {"Agent 20071234"}, digits
