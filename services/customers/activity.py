@@ -78,6 +78,16 @@ def summary(envelope: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def actor_of(envelope: Mapping[str, Any]) -> dict[str, str | None]:
+    """Who caused the event and in which request, from its metadata (a user, an API key, a
+    payment provider, the system)."""
+    meta = envelope.get("metadata") or {}
+    return {
+        name: (str(meta[name]) if meta.get(name) is not None else None)
+        for name in ("actor_id", "actor_kind", "request_id")
+    }
+
+
 def apply(session: Session, envelope: Mapping[str, Any]) -> None:
     """Record one order or payment event of a customer (the ``shared.consumer`` effect)."""
     payload = envelope.get("payload") or {}
@@ -94,6 +104,7 @@ def apply(session: Session, envelope: Mapping[str, Any]) -> None:
         "at": _parse_time(at or envelope["occurred_at"]),
         "order_id": payload.get("order_id"),
         "summary": summary(envelope),
+        **actor_of(envelope),
     }
     inserted = session.execute(
         pg_insert(tables.customer_activity)

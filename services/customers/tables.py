@@ -90,6 +90,9 @@ customer_activity = Table(
     _ts("at", False),
     Column("order_id", UUID(as_uuid=False)),
     Column("summary", JSONB, nullable=False),
+    Column("actor_id", Text),
+    Column("actor_kind", Text),
+    Column("request_id", Text),
 )
 
 # -- bulk imports: state of the import process, not read models (services.customers.imports) --

@@ -420,9 +420,9 @@ def activity_item(row: Row, numbers: Mapping[str, str] | None = None) -> dict[st
         "customer_id": str(row.customer_id),
         "source": row.source,
         "version": None,
-        "actor_id": None,
-        "actor_kind": None,
-        "request_id": None,
+        "actor_id": row.actor_id,
+        "actor_kind": row.actor_kind,
+        "request_id": row.request_id,
         "import_id": None,
         "changes": changes,
     }

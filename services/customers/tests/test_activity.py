@@ -103,6 +103,9 @@ def test_orders_and_payments_reach_the_timeline_once(
     two_years_ago = datetime.now(UTC) - timedelta(days=730)
     order = placed(customer["id"], order_id, two_years_ago)
     payment = captured(customer["id"], order_id)
+    seller = str(uuid.uuid4())
+    order["metadata"] = {"actor_id": seller, "actor_kind": "user", "request_id": "req-place"}
+    payment["metadata"] = {"actor_id": "sandbox", "actor_kind": "provider"}
     for message in (order, order, payment):  # the order delivered twice
         _dispatch(customers_container, nameko_config, message)
 
@@ -119,6 +122,10 @@ def test_orders_and_payments_reach_the_timeline_once(
     assert order_item["changes"]["total"] == 3390 and order_item["changes"]["items"] == 2
     assert "delivery_address" not in order_item["changes"]
     assert items[0]["changes"]["method"] == "alipay"
+    # who placed the order, who took the payment, as for the customer's own events
+    assert (order_item["actor_id"], order_item["actor_kind"]) == (seller, "user")
+    assert order_item["request_id"] == "req-place"
+    assert (items[0]["actor_id"], items[0]["actor_kind"]) == ("sandbox", "provider")
     # a payment names its order by id only; the timeline gives it the order's number, also on
     # a page that does not hold the order's own entry
     first = customers.timeline(viewer=admin, customer_id=customer["id"], limit=1)["items"]

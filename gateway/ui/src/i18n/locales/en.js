@@ -889,6 +889,7 @@ export default {
       user: 'User',
       api_key: 'API key',
       system: 'System',
+      provider: 'Payment provider',
       anonymous: 'Anonymous',
     },
   },

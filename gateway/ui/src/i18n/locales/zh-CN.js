@@ -891,6 +891,7 @@ export default {
       user: '用户',
       api_key: 'API 密钥',
       system: '系统',
+      provider: '支付渠道',
       anonymous: '匿名',
     },
   },
