@@ -127,7 +127,16 @@ class IdList(fields.String):
 
 
 class DisplayNamesQuery(Schema):
-    id = IdList("user", required=True, metadata={"description": "comma-separated user ids"})
+    id = IdList("user", metadata={"description": "comma-separated user ids"})
+    role = fields.String(
+        validate=ROLE,
+        metadata={"description": "instead of ids: every active user of this role (a picker)"},
+    )
+
+    @validates_schema
+    def _ids_or_role(self, data, **kwargs):
+        if ("id" in data) == ("role" in data):
+            raise ValidationError("Give either id (user ids) or role.", "id")
 
 
 class DisplayNames(Schema):

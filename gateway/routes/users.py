@@ -24,7 +24,8 @@ def list_users(ctx: Context) -> Reply:
     "GET",
     "/users/names",
     operation_id="userNames",
-    summary="Names of colleagues by id (owners, actors), for every signed-in role",
+    summary="Names of colleagues by id (owners, actors) or of every active user of a role "
+    "(to pick an owner by name), for every signed-in role",
     query=schemas.DisplayNamesQuery,
     response=schemas.DisplayNames,
     tag="users",
@@ -32,6 +33,8 @@ def list_users(ctx: Context) -> Reply:
     resource="user",
 )
 def user_names(ctx: Context) -> Reply:
+    if "role" in ctx.query:
+        return Reply({"names": ctx.call("users", "names_by_role", role=ctx.query["role"])})
     return Reply({"names": ctx.call("users", "display_names", user_ids=ctx.query["id"])})
 
 

@@ -289,3 +289,22 @@ def test_every_role_reads_colleagues_names_and_nothing_else_of_their_accounts(ap
     assert api.call("GET", f"/api/v1/users/names?id={ids[0]}").status_code == 401
     bad = api.call("GET", "/api/v1/users/names?id=nope", token=staff["sales"]["token"])
     assert bad.status_code == 400 and list(bad.json()["errors"]) == ["id"], bad.text
+
+
+def test_a_manager_picks_a_sales_rep_by_name(api, staff):
+    """The owner picker lists the active sales users by name for a manager, who may not read
+    users (GET /users?role=sales is admin only, so the picker asked for a raw id)."""
+    assert (
+        api.call("GET", "/api/v1/users?role=sales", token=staff["manager"]["token"]).status_code
+        == 403
+    )
+    answer = api.call(
+        "GET", "/api/v1/users/names", params={"role": "sales"}, token=staff["manager"]["token"]
+    )
+    assert answer.status_code == 200, answer.text
+    names = answer.json()["names"]
+    assert names[staff["sales"]["id"]] == "sales" and names[staff["sales2"]["id"]] == "sales2"
+    assert staff["manager"]["id"] not in names
+    for wrong in ({}, {"role": "boss"}, {"role": "sales", "id": staff["sales"]["id"]}):
+        bad = api.call("GET", "/api/v1/users/names", params=wrong, token=staff["manager"]["token"])
+        assert bad.status_code == 400, (wrong, bad.text)

@@ -153,6 +153,10 @@ class DisplayNamesArgs(Schema):
     user_ids = fields.List(_id(), required=True, validate=validate.Length(max=200))
 
 
+class NamesByRoleArgs(Schema):
+    role = _role(required=True)
+
+
 class ListUsersArgs(Schema):
     q = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
     role = _role(load_default=None, allow_none=True)

@@ -124,6 +124,16 @@ class UsersService(EventSourcedService):
             self.db.rollback()
 
     @api
+    def names_by_role(self, role) -> dict[str, str]:
+        """Names of the active users of ``role``, for any signed-in staff member (a manager
+        assigning a customer to a sales rep): no e-mail or anything else of the accounts."""
+        args = load_args(schemas.NamesByRoleArgs, {"role": role})
+        try:
+            return views.names_by_role(self.db.connection(), args["role"])
+        finally:
+            self.db.rollback()
+
+    @api
     def list_users(self, q=None, role=None, active=None, limit=50, cursor=None) -> dict[str, Any]:
         args = load_args(
             schemas.ListUsersArgs,

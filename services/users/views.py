@@ -88,6 +88,18 @@ def display_names(conn: Connection, user_ids: list[str]) -> dict[str, str]:
     return {str(row.id): row.name for row in rows}
 
 
+def names_by_role(conn: Connection, role: str, limit: int = 1000) -> dict[str, str]:
+    """``{id: name}`` of the active users of ``role``, by name (at most ``limit``)."""
+    users = tables.users
+    rows = conn.execute(
+        select(users.c.id, users.c.name)
+        .where(users.c.role == role, users.c.active.is_(True), users.c.erased_at.is_(None))
+        .order_by(users.c.name, users.c.id)
+        .limit(limit)
+    ).all()
+    return {str(row.id): row.name for row in rows}
+
+
 def _like(term: str) -> str:
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
