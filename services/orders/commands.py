@@ -213,11 +213,23 @@ def change_lines(
     order_id: str,
     data: Mapping[str, Any],
     expected_version: int | None,
+    balance: Mapping[str, Any] | None = None,
 ) -> None:
+    """``balance``: the order's balance at the payments service. A payment under way there
+    (``pending_amount``) would settle against a total that changed under it: edited down, the
+    order ended paid with more money than it costs (a new-user trial's ¥397), so lines
+    change only when no payment is open or was ever made."""
     access.require_writer(viewer)
     order = visible_order(store, viewer, order_id, lock=True)
     check_version(order.version, expected_version)
     order.require("change_lines")
+    balance = balance or {}
+    if int(balance.get("pending_amount") or 0) > 0 or int(balance.get("paid_amount") or 0) > 0:
+        raise RuleViolation(
+            "an order can be edited only before any payment, and one is under way; wait for "
+            "it to settle or cancel it first",
+            {"code": "payment_in_progress", "action": "change_lines", "state": order.status},
+        )
     totals, _ = priced_from_catalogue(
         store.session,
         data["lines"],

@@ -117,18 +117,21 @@ class OrdersService(EventSourcedService):
 
         return replica.catch_up_customers(self.db, fetch)
 
+    def _payments_balance(self, order_id: str) -> dict[str, Any]:
+        """The order's balance as the payments service holds it (asked before a command's
+        transaction): this service learns of a capture from its event a moment after the
+        payments service answered the payer, and of a payment under way not at all."""
+        if not commands.is_order_id(order_id):
+            return {}  # the command answers not found
+        return self.rpc.call("payments", "order_balance", order_id) or {}
+
     def _paid_per_payments(self, viewer: dict[str, Any], order_id: str, action: str) -> int:
-        """What the payments service holds as paid on the order, asked (before the command's
-        transaction) only where the answer decides: a sales user's cancel or return, which
-        is a refund when money was paid. This service learns of a capture from its event a
-        moment after the payments service answered the payer, so its own figure may still
-        be 0 (a sales user could cancel, and so refund, an order paid a second before)."""
+        """What was paid on the order, asked only where the answer decides: a sales user's
+        cancel or return, which is a refund when money was paid (a sales user could cancel,
+        and so refund, an order paid a second before)."""
         if access.role(viewer) != "sales" or action not in access.REFUNDING_ACTIONS:
             return 0
-        if not commands.is_order_id(order_id):
-            return 0  # the command answers not found
-        balance = self.rpc.call("payments", "order_balance", order_id)
-        return int((balance or {}).get("paid_amount") or 0)
+        return int(self._payments_balance(order_id).get("paid_amount") or 0)
 
     def _order(self, viewer: dict[str, Any] | None, order_id: str):
         store = self._store()
@@ -227,9 +230,10 @@ class OrdersService(EventSourcedService):
     @api
     def change_order_lines(self, actor, viewer, order_id, changes, expected_version=None) -> dict:
         changes = load(schemas.LinesChange, changes)
+        balance = self._payments_balance(str(order_id))
         self._write(
             lambda store: commands.change_lines(
-                store, viewer, str(order_id), changes, expected_version
+                store, viewer, str(order_id), changes, expected_version, balance
             ),
             actor,
         )

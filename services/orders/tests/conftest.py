@@ -49,25 +49,31 @@ def orders_container(nameko_config, customers_container):
 
 
 class PaymentsStandIn:
-    """The payments service's ``order_balance`` as these tests set it (``paid``: order id →
-    paid amount): the orders service asks it before a sales user's cancel or return, and a
-    test must be able to make payments know of money the orders service has not heard of."""
+    """The payments service's ``order_balance`` as these tests set it (``paid`` and
+    ``pending``: order id → amount): the orders service asks it before a sales user's cancel
+    or return and before a change of lines, and a test must be able to make payments know of
+    money the orders service has not heard of."""
 
     name = "payments"
     paid: dict[str, int] = {}
+    pending: dict[str, int] = {}
 
     @rpc
     def order_balance(self, order_id):
-        return {"order_id": order_id, "paid_amount": self.paid.get(order_id, 0)}
+        return {
+            "order_id": order_id,
+            "paid_amount": self.paid.get(order_id, 0),
+            "pending_amount": self.pending.get(order_id, 0),
+        }
 
 
 @pytest.fixture(scope="module")
-def payments_paid(nameko_config):
-    """A running :class:`PaymentsStandIn`; the dict it answers from."""
-    PaymentsStandIn.paid = {}
+def payments_standin(nameko_config):
+    """A running :class:`PaymentsStandIn` (its ``paid`` and ``pending`` are the tests' to set)."""
+    PaymentsStandIn.paid, PaymentsStandIn.pending = {}, {}
     container = get_container_cls(nameko_config)(PaymentsStandIn, nameko_config)
     container.start()
-    yield PaymentsStandIn.paid
+    yield PaymentsStandIn
     container.stop()
 
 

@@ -192,7 +192,7 @@ def test_actions_follow_the_workflow_and_name_the_state(
 
 
 def test_edits_need_the_current_version_and_no_payment(
-    orders, orders_container, admin, customer, tea, make_product, place
+    orders, orders_container, admin, customer, tea, make_product, place, payments_standin
 ):
     order = place(customer["id"], (tea, 1), delivery_address={"country": "CN", "city": "杭州"})
     assert order["delivery_address"]["city"] == "杭州"
@@ -219,6 +219,24 @@ def test_edits_need_the_current_version_and_no_payment(
             expected_version=current["version"],
         )
     assert refused.value.extra["state"] == "partially_paid"
+
+
+def test_lines_do_not_change_under_a_payment_under_way(
+    orders, admin, customer, tea, make_product, place, payments_standin
+):
+    """A transfer started for the whole total, then the order cut down: the transfer settled
+    in full and the order was paid with more money than it cost. Payments knows of the open
+    payment, the orders service not at all, so the change asks it first."""
+    order = place(customer["id"], (tea, 3))
+    payments_standin.pending[order["id"]] = order["total"]
+    cheaper = {"lines": [{"product_id": make_product(price=100)["id"], "quantity": 1}]}
+    with pytest.raises(RuleViolation) as refused:
+        orders.change_order_lines(**as_(admin), order_id=order["id"], changes=cheaper)
+    assert refused.value.extra["code"] == "payment_in_progress"
+    assert orders.get_order(order_id=order["id"])["total"] == order["total"]
+    del payments_standin.pending[order["id"]]  # the payment was cancelled
+    changed = orders.change_order_lines(**as_(admin), order_id=order["id"], changes=cheaper)
+    assert changed["total"] == 100
 
 
 def test_two_concurrent_status_changes_one_wins(
@@ -270,7 +288,7 @@ def test_sales_see_only_their_customers_orders(orders, make_customer, tea, place
 
 @pytest.mark.parametrize("action", ["cancel", "return"])
 def test_sales_may_not_cancel_or_return_an_order_with_money_paid_on_it(
-    orders, orders_container, admin, make_customer, tea, place, action, payments_paid
+    orders, orders_container, admin, make_customer, tea, place, action, payments_standin
 ):
     """Payments refunds a cancelled or returned order's money, and refunds need a manager."""
     seller = principal("sales")
@@ -296,13 +314,13 @@ def test_sales_may_not_cancel_or_return_an_order_with_money_paid_on_it(
 
 
 def test_sales_may_not_cancel_an_order_paid_a_moment_ago(
-    orders, admin, make_customer, tea, place, payments_paid
+    orders, admin, make_customer, tea, place, payments_standin
 ):
     """The payments service has taken the money, its event has not reached the orders
     service yet: a sales user's cancel would refund it, so it is refused all the same."""
     seller = principal("sales")
     order = place(make_customer(by=seller)["id"], (tea, 1), by=seller)
-    payments_paid[order["id"]] = order["total"]
+    payments_standin.paid[order["id"]] = order["total"]
     assert orders.get_order(order_id=order["id"])["paid_amount"] == 0
     with pytest.raises(Forbidden) as refused:
         orders.order_action(**as_(seller), order_id=order["id"], action="cancel", reason="r")

@@ -131,6 +131,7 @@ export default {
       merge_undone: 'This merge has already been undone.',
       duplicate: 'A customer with this email address, phone number or external ID already exists.',
       concurrent_modification: 'Someone changed this record at the same moment. Reload it and try again.',
+      payment_in_progress: 'A payment of this order is under way: wait for it to settle or cancel it before changing the lines.',
     },
     status: {
       400: 'Some of the input is not valid. Check it and try again.',

@@ -133,6 +133,7 @@ export default {
       merge_undone: '该合并已被撤销。',
       duplicate: '已有客户使用此邮箱、电话号码或外部编号。',
       concurrent_modification: '该记录刚被他人同时修改，请刷新后重试。',
+      payment_in_progress: '该订单有一笔支付正在进行：请等待其完成或先取消该支付，再修改商品明细。',
     },
     status: {
       400: '提交的内容有误，请检查后重试。',
