@@ -56,3 +56,17 @@ class SegmentChangedV1(Schema):
     )
     as_of = fields.String(required=True, metadata={"description": "the scoring day (UTC)"})
     currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"))
+
+
+@registry.register(
+    "segment.cleared",
+    1,
+    "A customer left every RFM segment after a scoring run: no purchase of theirs counts any "
+    "more (each was cancelled, returned or refunded in full). Published once, after a "
+    "``segment.changed``; a later purchase brings a ``segment.changed`` again.",
+)
+class SegmentClearedV1(Schema):
+    customer_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    previous_segment = fields.String(required=True, validate=validate.OneOf(SEGMENTS))
+    as_of = fields.String(required=True, metadata={"description": "the scoring day (UTC)"})
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))

@@ -1,7 +1,9 @@
-"""Each customer's marketing segment, from the analytics service's ``segment.changed`` events.
+"""Each customer's marketing segment, from the analytics service's ``segment.changed`` and
+``segment.cleared`` events.
 
 The analytics service scores customers (RFM) and publishes a ``segment.changed`` event when a
-customer's named segment changes (docs/service-contracts.md). The customers service keeps the
+customer's named segment changes, and ``segment.cleared`` when a customer no longer has any
+(no purchase counts any more; docs/service-contracts.md). The customers service keeps the
 latest one per customer in ``customer_segments`` for the customer list's ``segment`` filter and
 the record's ``segment`` field. Events are applied once (``shared.consumer``) and an older
 event never overwrites a newer one (positions of one source only grow), so redelivery and
@@ -24,7 +26,7 @@ from shared.consumer import apply_all_once, catch_up
 
 CONSUMER = "customers.segments"
 SOURCE = "analytics"
-SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {SOURCE: ("segment.changed",)}
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {SOURCE: ("segment.changed", "segment.cleared")}
 
 #: The named segments (the analytics service's RFM rules; README "Analytics").
 SEGMENTS = (
@@ -42,11 +44,11 @@ SCORE_FIELDS = ("r_score", "f_score", "m_score", "recency", "frequency", "moneta
 
 
 def apply(session: Session, envelope: Mapping[str, Any]) -> None:
-    """Keep the newest segment of the event's customer."""
+    """Keep the newest segment of the event's customer (null once ``segment.cleared``)."""
     payload = envelope["payload"]
     row = {
         "customer_id": str(payload["customer_id"]),
-        "segment": payload["segment"],
+        "segment": payload["segment"] if envelope["type"] == "segment.changed" else None,
         "scores": {key: payload[key] for key in SCORE_FIELDS if key in payload},
         "as_of": datetime.fromisoformat(str(payload.get("as_of") or envelope["occurred_at"])),
         "position": int(envelope["position"]),
@@ -69,7 +71,7 @@ def handle_all(session: Session, envelopes: Sequence[Mapping[str, Any]]) -> int:
 def catch_up_all(
     session: Session, fetch: Callable[[str, int, int, Sequence[str]], Sequence[Mapping]]
 ) -> int:
-    """Apply the ``segment.changed`` events the live deliveries missed."""
+    """Apply the segment events the live deliveries missed."""
     types = SUBSCRIPTIONS[SOURCE]
     return catch_up(
         session,
@@ -89,7 +91,7 @@ def segments_of(conn: Connection, customer_ids: Sequence[str]) -> dict[str, str]
             tables.customer_segments.c.customer_id.in_(list(customer_ids))
         )
     )
-    return {str(customer_id): segment for customer_id, segment in rows}
+    return {str(customer_id): segment for customer_id, segment in rows if segment is not None}
 
 
 def members(segment: str):

@@ -437,7 +437,7 @@ class CustomersService(EventSourcedService):
         activity.handle_all(self.db, envelopes)
 
     def record_segment(self, envelopes: list[dict[str, Any]]) -> None:
-        """The analytics service's ``segment.changed`` events, delivered by RabbitMQ."""
+        """The analytics service's segment events, delivered by RabbitMQ."""
         segments.handle_all(self.db, envelopes)
 
     @timer(interval=ACTIVITY_CATCH_UP_INTERVAL, eager=True)

@@ -139,7 +139,7 @@ customer_segments = Table(
     "customer_segments",
     metadata,
     Column("customer_id", UUID(as_uuid=False), primary_key=True),
-    Column("segment", Text, nullable=False),
+    Column("segment", Text),  # null: cleared (segment.cleared)
     Column("scores", JSONB, nullable=False),
     _ts("as_of", False),
     Column("position", BigInteger, nullable=False),

@@ -318,3 +318,37 @@ def test_cms_analytics_rebuild_on_the_command_line(live, engines, world_config, 
     assert len(after.pop("customer_rfm")) > 0
     before.pop("customer_rfm")
     assert after == before
+
+
+def test_a_customer_with_no_purchase_left_has_the_segment_cleared(engines):
+    """A customer whose every purchase was cancelled, returned or refunded leaves the RFM
+    table: ``segment.cleared`` tells the customers service, once, where the segment filter
+    kept listing them under their last segment for ever."""
+    from services.analytics import segments
+
+    customer = f"gone-{random.randrange(10**9)}"
+    connection = engines["analytics"].raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(
+            "INSERT INTO published_segments (customer_id, segment, version) VALUES (%s, 'new', 1)",
+            (customer,),
+        )
+        segments.publish_changes(cursor, "CNY", date(2026, 11, 28))
+        cursor.execute(
+            "SELECT event_type, stream_version, payload FROM events WHERE stream_id = %s",
+            (customer,),
+        )
+        [(event_type, version, payload)] = cursor.fetchall()
+        assert (event_type, version) == ("segment.cleared", 2)
+        assert payload["previous_segment"] == "new" and payload["currency"] == "CNY"
+        cursor.execute(
+            "SELECT segment, version FROM published_segments WHERE customer_id = %s", (customer,)
+        )
+        assert cursor.fetchone() == (None, 2)
+        segments.publish_changes(cursor, "CNY", date(2026, 11, 29))
+        cursor.execute("SELECT count(*) FROM events WHERE stream_id = %s", (customer,))
+        assert cursor.fetchone() == (1,)  # cleared once
+    finally:
+        connection.rollback()
+        connection.close()

@@ -233,3 +233,28 @@ def test_segment_events_drive_the_segment_filter(
     assert found("new") == []
     fetched = customers.get_customer(viewer=admin, customer_id=first["id"])
     assert fetched["segment"] == "champions"
+
+
+def test_a_cleared_segment_leaves_the_filter_and_a_late_older_change_does_not_bring_it_back(
+    customers, customers_container, nameko_config, make_customer, admin
+):
+    """Every purchase of the customer was cancelled or refunded: ``segment.cleared`` takes
+    them out of the segment filter, where they stayed under their last segment for ever."""
+    tag = unique_tag()
+    customer = make_customer(tags=[tag])
+    joined = segment_changed(customer["id"], "new")
+    cleared = envelope(
+        "analytics",
+        "segment.cleared",
+        {
+            "customer_id": customer["id"],
+            "previous_segment": "new",
+            "as_of": datetime.now(UTC).date().isoformat(),
+            "currency": "CNY",
+        },
+    )
+    cleared["stream_type"], cleared["stream_id"] = "customer_segment", customer["id"]
+    for message in (joined, cleared, joined):  # the older change delivered again, late
+        _dispatch(customers_container, nameko_config, message)
+    assert customers.search_customers(viewer=admin, tag=tag, segment="new")["items"] == []
+    assert customers.get_customer(viewer=admin, customer_id=customer["id"])["segment"] is None
