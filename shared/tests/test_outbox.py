@@ -49,6 +49,27 @@ def test_publishes_committed_events_in_order_in_the_wire_format(service_engine, 
     assert message.headers["nameko.request_id"] == f"req-{marker}"
 
 
+def test_an_idle_relay_publishes_again_without_a_failure(service_engine, amqp_uri, listen):
+    """Between batches the publisher reads nothing from the broker, so it sends no heartbeat,
+    and RabbitMQ closed its connection ("missed heartbeats from client"): the next batch
+    failed on the dead socket (a warning, a retry). An idle connection is closed first."""
+    engine = service_engine("payments")
+    listener = listen("payments")
+    marker = f"test.{uuid.uuid4().hex[:8]}"
+    publisher = OutboxPublisher(engine, "payments", amqp_uri, heartbeat=1)
+    try:
+        _append(engine, marker, 1)
+        publisher.drain()
+        for _ in range(20):  # the relay's loop with nothing to publish, for 4 s
+            assert publisher.relay_once() == 0
+            eventlet.sleep(0.2)
+        _append(engine, marker, 1)
+        assert publisher.relay_once() >= 1  # raised ConnectionResetError / broken pipe
+    finally:
+        publisher.close()
+    assert len(listener.collect(lambda body: body["type"] == marker)) == 2
+
+
 def test_events_committed_while_rabbitmq_is_unreachable_are_published_later(
     service_engine, amqp_uri, amqp_address, listen
 ):
