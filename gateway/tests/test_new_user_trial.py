@@ -157,6 +157,29 @@ def test_a_sign_in_refused_for_too_many_attempts_says_when_to_retry(api):
     assert int(response.headers["Retry-After"]) >= 1
 
 
+def test_successful_sign_ins_do_not_use_up_an_address_allowance(api, admin):
+    """Scripts behind one address sign in often: only failures count against the address, so
+    30 good sign-ins (over the limit of 20) leave a wrong password a 401, not a 429."""
+    from gateway.tests.conftest import PASSWORD
+
+    email = f"script-{uuid.uuid4().hex[:8]}@example.com"
+    created = api.call(
+        "POST",
+        "/api/v1/users",
+        token=admin[1],
+        json={"email": email, "name": "Script", "role": "analyst", "password": PASSWORD},
+    )
+    assert created.status_code == 201, created.text
+    client = api.client()
+    for _ in range(30):
+        signed_in = client.call(
+            "POST", "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+    wrong = client.call("POST", "/api/v1/auth/login", json={"email": email, "password": "x" * 12})
+    assert _problem(wrong, 401)["code"] == "invalid_credentials"
+
+
 # 5. If-Match: * -----------------------------------------------------------------------------
 
 

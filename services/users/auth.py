@@ -106,6 +106,7 @@ class Auth:
                     uow, row, activity, method, password, password_hash, client_ip, user_agent
                 )
                 uow.commit()
+                ratelimit.forget(self.session, "login", client_ip, uow.now)
                 return answer
         except BaseException:
             uow.rollback()

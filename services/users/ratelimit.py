@@ -67,6 +67,21 @@ def hit(
         raise
 
 
+def forget(session: Session, bucket: str, client: str | None, attempted_at: datetime) -> None:
+    """Take back one counted attempt (a sign-in that succeeded: only failures should use up a
+    client's allowance, or a few scripts behind one address lock each other out). Commits."""
+    if not client:
+        return
+    session.execute(
+        text(
+            "DELETE FROM client_attempts WHERE ctid = (SELECT ctid FROM client_attempts "
+            "WHERE bucket = :bucket AND client = :client AND attempted_at = :at LIMIT 1)"
+        ),
+        {"bucket": bucket, "client": client.strip()[:MAX_CLIENT_LENGTH], "at": attempted_at},
+    )
+    session.commit()
+
+
 def purge(session: Session, older_than: datetime) -> int:
     """Forget attempts no window can still see (housekeeping)."""
     result = session.execute(
