@@ -52,6 +52,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "postal_code": ("postal_code", "postal code", "postcode", "zip", "邮编", "邮政编码"),
     "notes": ("notes", "note", "备注"),
 }
+#: Columns of the customer export (``GET /customers/export.csv``) that an import cannot set:
+#: the record's id, owner (a manager assigns it), status and times. They are read past, so an
+#: exported file imports again as it is.
+IGNORED = "ignored"
+EXPORT_ONLY = frozenset({"id", "owner_id", "status", "created_at", "updated_at"})
 #: Fields that several columns may feed (their values add up).
 MULTI_COLUMN = frozenset({"email", "phone", "tags"})
 ADDRESS_PARTS = ("country", "region", "city", "district", "street", "postal_code")
@@ -180,13 +185,15 @@ def map_columns(
         elif key in by_attribute:
             keys = ", ".join(sorted(set(by_attribute[key])))
             problems.append(f"Column {column} could be any of the attributes {keys}.")
+        elif key in EXPORT_ONLY:
+            columns[column] = IGNORED
         else:
             problems.append(f"Unknown column: {column}")
     seen: dict[str, list[str]] = {}
     for column, name in columns.items():
         seen.setdefault(name, []).append(column)
     for name, named in seen.items():
-        if len(named) > 1 and name not in MULTI_COLUMN:
+        if len(named) > 1 and name not in MULTI_COLUMN and name != IGNORED:
             problems.append(f"Columns {' and '.join(named)} both give {name.split(':')[-1]}.")
     if mode in ("create", "upsert") and "name" not in seen:
         problems.append(f"Creating customers needs one of the columns {_aliases('name')}.")
@@ -276,7 +283,7 @@ def parse_row(
         if name is None:
             parsed.reject(ROW, f"Unknown column: {column}")
             continue
-        if not text:
+        if not text or name == IGNORED:
             continue
         if name in lists:
             separators = _TAG_SEPARATORS if name == "tags" else _SEPARATORS

@@ -125,6 +125,26 @@ def test_columns_are_mapped_by_alias_key_or_label_case_insensitively():
     }
 
 
+def test_an_exported_file_imports_again_as_it_is():
+    """The export's id, owner_id, status, created_at and updated_at refused the whole file
+    ("Unknown column"); they are read past (an import cannot set them)."""
+    header = ["id", "kind", "name", "email", "owner_id", "status", "created_at", "updated_at"]
+    mapping = map_columns(header, "upsert", "email", DEFINITIONS)
+    row = {
+        "id": "9f0c…",
+        "kind": "person",
+        "name": "王小明",
+        "email": "wxm@example.com",
+        "owner_id": "someone",
+        "status": "archived",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-02T00:00:00Z",
+    }
+    parsed = parse_row(row, mapping, DEFINITIONS)
+    assert parsed.errors == {}
+    assert parsed.given == {"kind", "name", "emails"}
+
+
 def test_every_problem_with_the_columns_at_once():
     definitions = {**DEFINITIONS, "grade": {"type": "string", "label": "会员等级"}}
     with pytest.raises(BadRequest) as caught:
