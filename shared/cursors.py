@@ -32,6 +32,8 @@ def decode_cursor(cursor: str, parsers: Sequence[Callable[[Any], Any]]) -> tuple
         values = jsontext.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(values, list) or len(values) != len(parsers):
             raise ValueError("wrong shape")
+        # a lone surrogate ("\ud800", which JSON can spell) is no text a database takes
+        json.dumps(values, ensure_ascii=False).encode()
         return tuple(parse(value) for parse, value in zip(parsers, values, strict=True))
     except (ValueError, TypeError, UnicodeDecodeError, ValidationError) as exc:
         raise BadRequest.for_fields({"cursor": [NOT_A_CURSOR]}) from exc

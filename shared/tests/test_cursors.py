@@ -45,3 +45,11 @@ def test_a_foreign_cursor_is_a_field_error(cursor):
     with pytest.raises(BadRequest) as raised:
         decode_cursor(cursor, PARSERS)
     assert list(raised.value.extra["errors"]) == ["cursor"]
+
+
+def test_a_lone_surrogate_in_a_cursor_is_a_field_error():
+    """JSON spells one (``"\\ud800"``), no database text holds it: it reached the query of a
+    list sorted by name, where the driver cannot encode it (an internal error, not a 400)."""
+    with pytest.raises(BadRequest) as raised:
+        decode_cursor(_b64(b'["\\ud800x", 1]'), (str, int))
+    assert list(raised.value.extra["errors"]) == ["cursor"]
