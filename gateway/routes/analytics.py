@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 from gateway import analytics_schemas as s
 from gateway.operations import Context, Reply, op
 from shared.errors import NotFound
+from shared.tabular import spreadsheet_cell
 
 READERS = frozenset({"admin", "manager", "analyst"})
 ADMIN = frozenset({"admin"})
@@ -197,12 +198,6 @@ def _first(entries: list[dict], key: str) -> str:
     return (chosen or {}).get(key) or ""
 
 
-def _cell(value: Any) -> str:
-    """Text for a spreadsheet cell, defused against formula injection (OWASP)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _records(ctx: Context, ids: list[str]) -> dict[str, dict[str, Any]]:
     """The customers service's records of ``ids`` as the caller may see them (in parallel)."""
     viewer = _viewer(ctx)
@@ -248,7 +243,7 @@ def _segment_rows(ctx: Context, segment: str, currency: str | None) -> Iterator[
             record = records.get(item["customer_id"]) or {}
             writer.writerow(
                 [
-                    _cell(value)
+                    spreadsheet_cell(value)
                     for value in (
                         item["customer_id"],
                         segment,

@@ -19,6 +19,7 @@ from gateway import payment_schemas as ps
 from gateway.idempotency import idempotency
 from gateway.operations import ANY_ROLE, Context, Reply, op
 from shared.errors import BadRequest, CmsError, NotFound
+from shared.tabular import spreadsheet_cell
 
 TAKERS = frozenset({"admin", "manager", "sales"})
 MANAGERS = frozenset({"admin", "manager"})
@@ -166,17 +167,6 @@ def reconciliation(ctx: Context) -> Reply:
     return Reply(ctx.call("payments", "reconciliation", day=day.isoformat() if day else None))
 
 
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return (
-        "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _number(text) else text
-    )
-
-
-def _number(text: str) -> bool:
-    return text.lstrip("-").isdigit()
-
-
 @op(
     "GET",
     "/payments/reconciliation.csv",
@@ -197,7 +187,10 @@ def reconciliation_csv(ctx: Context) -> Reply:
         refs = " ".join(
             f"{item['reference']}:{item['reason']}" for item in row.get("mismatches") or []
         )
-        writer.writerow([_cell(row.get(column)) for column in CSV_COLUMNS[:-1]] + [_cell(refs)])
+        writer.writerow(
+            [spreadsheet_cell(row.get(column)) for column in CSV_COLUMNS[:-1]]
+            + [spreadsheet_cell(refs)]
+        )
     filename = f"reconciliation-{report['date']}.csv"
     return Reply(
         Response(
