@@ -126,6 +126,14 @@ class IdList(fields.String):
             raise ValidationError(f"Must be {self.noun} ids (UUIDs), comma-separated.") from None
 
 
+class EraseRequest(Schema):
+    confirm = fields.Boolean(
+        required=True,
+        validate=validate.Equal(True, error="Send true to erase: it cannot be undone."),
+        metadata={"description": "true: erase the personal data for good (it cannot be undone)"},
+    )
+
+
 class DisplayNamesQuery(Schema):
     id = IdList("user", metadata={"description": "comma-separated user ids"})
     role = fields.String(

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from gateway import customer_schemas as cs
 from gateway.operations import ANY_ROLE, Context, Reply, op
+from gateway.schemas import EraseRequest
 from shared.tabular import spreadsheet_cell
 
 WRITERS = frozenset({"admin", "manager", "sales"})
@@ -472,6 +473,7 @@ def privacy_export(ctx: Context) -> Reply:
     operation_id="eraseCustomer",
     summary="Erase a customer's personal data for good",
     roles=ADMIN,
+    body=EraseRequest,
     response=cs.Customer,
     audit="customers.erase",
     errors=(404, 422),

@@ -176,6 +176,7 @@ def reset_password(ctx: Context) -> Reply:
     "/users/<user_id>/erase",
     operation_id="eraseUser",
     summary="Erase a user's personal data for good",
+    body=schemas.EraseRequest,
     response=schemas.User,
     audit="users.erase",
     errors=(404, 422),

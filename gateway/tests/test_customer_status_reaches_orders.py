@@ -108,7 +108,9 @@ def test_a_customer_merged_away_gets_no_order_in_the_next_request(api, token, pr
 def test_an_erased_customer_gets_no_order_in_the_next_request(api, token, product):
     buyer = customer(api, token)
     assert place(api, token, buyer["id"], product).status_code == 201
-    erased = api.call("POST", f"/api/v1/customers/{buyer['id']}/erase", token=token)
+    erased = api.call(
+        "POST", f"/api/v1/customers/{buyer['id']}/erase", token=token, json={"confirm": True}
+    )
     assert erased.status_code == 200, erased.text
     _refused(place(api, token, buyer["id"], product), "erased")
 

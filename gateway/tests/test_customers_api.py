@@ -192,8 +192,19 @@ def test_privacy_export_and_erasure(api, staff):
     url = f"/api/v1/customers/{customer['id']}"
     export = api.call("GET", f"{url}/privacy-export", token=staff["manager"]["token"])
     assert export.status_code == 200 and "Erase Me" in export.text
-    assert api.call("POST", f"{url}/erase", token=staff["manager"]["token"]).status_code == 403
-    erased = api.call("POST", f"{url}/erase", token=staff["admin"]["token"])
+    assert (
+        api.call(
+            "POST", f"{url}/erase", token=staff["manager"]["token"], json={"confirm": True}
+        ).status_code
+        == 403
+    )
+    # it cannot be undone: a call without the confirmation erases nothing
+    for body in (None, {}, {"confirm": False}):
+        unconfirmed = api.call("POST", f"{url}/erase", token=staff["admin"]["token"], json=body)
+        assert unconfirmed.status_code == 400, body
+        assert list(unconfirmed.json()["errors"]) == ["confirm"]
+    assert api.call("GET", url, token=staff["admin"]["token"]).json()["status"] == "active"
+    erased = api.call("POST", f"{url}/erase", token=staff["admin"]["token"], json={"confirm": True})
     assert erased.status_code == 200 and "Erase Me" not in erased.text
     assert "Erase Me" not in api.call("GET", f"{url}/timeline", token=staff["admin"]["token"]).text
 
@@ -240,7 +251,12 @@ def test_after_erasure_no_personal_value_is_left_in_any_schema(api, staff, cms_s
         headers={"If-Match": etag},
         json={"company": f"Company {marker}"},
     )
-    assert api.call("POST", f"{url}/erase", token=staff["admin"]["token"]).status_code == 200
+    assert (
+        api.call(
+            "POST", f"{url}/erase", token=staff["admin"]["token"], json={"confirm": True}
+        ).status_code
+        == 200
+    )
     engine = create_engine(cms_settings.database_url)
     found = []
     with engine.connect() as conn:

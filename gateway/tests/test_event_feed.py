@@ -89,7 +89,9 @@ def test_analysts_read_the_feed_sales_do_not(api, token):
 
 def test_an_erased_person_reads_as_erased_for_every_role(api, token):
     customer = _customer(api, token)
-    erased = api.call("POST", f"/api/v1/customers/{customer['id']}/erase", token=token)
+    erased = api.call(
+        "POST", f"/api/v1/customers/{customer['id']}/erase", token=token, json={"confirm": True}
+    )
     assert erased.status_code == 200, erased.text
     items, _ = _read_all(api, token, types="customer.registered")
     payload = next(e for e in items if e["stream_id"] == customer["id"])["payload"]

@@ -274,7 +274,9 @@ def test_a_role_that_requires_two_factor_must_enrol_before_anything_else(api, ad
 
 def test_erasing_a_user_leaves_no_personal_data_in_their_events(api, admin, person, nameko_config):
     user_id = person[1]["id"]
-    erased = api.call("POST", f"/api/v1/users/{user_id}/erase", token=admin[1])
+    erased = api.call(
+        "POST", f"/api/v1/users/{user_id}/erase", token=admin[1], json={"confirm": True}
+    )
     assert erased.status_code == 200, erased.text
     body = erased.json()
     assert body["erased_at"] and body["active"] is False and person[0] not in str(body)

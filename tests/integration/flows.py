@@ -69,7 +69,13 @@ def customer_flows(api, token) -> dict:
     )
     _ok(api.call("POST", f"/api/v1/customers/merges/{merged['merge_id']}/undo", token=token))
     erased = create_customer(api, token)
-    _ok(api.call("POST", f"/api/v1/customers/{erased['id']}/erase", token=token), 200, 204)
+    _ok(
+        api.call(
+            "POST", f"/api/v1/customers/{erased['id']}/erase", token=token, json={"confirm": True}
+        ),
+        200,
+        204,
+    )
     return {"customer": cid, "duplicate": duplicate["id"], "erased": erased["id"]}
 
 

@@ -112,7 +112,9 @@ def _data(api, token):
         json={"source_id": made[2]["id"]},
     )
     assert merged.status_code == 200, merged.text
-    assert api.call("POST", f"/api/v1/customers/{made[3]['id']}/erase", token=token).ok
+    assert api.call(
+        "POST", f"/api/v1/customers/{made[3]['id']}/erase", token=token, json={"confirm": True}
+    ).ok
     assert api.call("POST", f"/api/v1/customers/{made[4]['id']}/archive", token=token).ok
 
 

@@ -32,7 +32,7 @@ export const customers = {
   merge: (id, sourceId) => api.post(one(id, '/merge'), { source_id: sourceId }),
   undoMerge: (mergeId) => api.post(`/customers/merges/${encodeURIComponent(mergeId)}/undo`),
   timeline: (id, { limit, cursor } = {}) => api.get(one(id, '/timeline'), { query: { limit, cursor } }),
-  erase: (id) => api.post(one(id, '/erase')),
+  erase: (id) => api.post(one(id, '/erase'), { confirm: true }),
   privacyExport: (id) =>
     api.download(one(id, '/privacy-export'), { filename: `customer-${id}-privacy-export.json`, accept: 'application/json' }),
   exportCsv: (filters) =>
