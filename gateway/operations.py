@@ -313,13 +313,17 @@ def parse_json_body(request: Request) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest.for_fields({"body": ["Not valid JSON."]}, "the body is not JSON") from exc
     errors: dict[str, list[str]] = {}
-    _find_unencodable(value, "", errors)
+    if _SURROGATE_ESCAPE.search(raw):  # only an escape can spell a surrogate: else no walk
+        _find_unencodable(value, "", errors)
     if errors:
         raise BadRequest.for_fields(errors, "the body holds text that is not valid Unicode")
     return value
 
 
 NOT_UNICODE = "Must be valid Unicode text (a lone surrogate such as \\ud800 is not)."
+#: JSON's spelling of a UTF-16 surrogate (U+D800-U+DFFF), paired or not: raw UTF-8 bytes
+#: cannot hold one, so a body without this escape needs no walk for them
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _encodable(text: str) -> bool:
