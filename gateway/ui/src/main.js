@@ -12,12 +12,20 @@ import { i18n } from './i18n/index.js'
 import { START_LOCATION } from 'vue-router'
 import { router } from './router/index.js'
 import { setSessionLostHandler } from './api/client.js'
+import { setSignedOutElsewhereHandler } from './api/tabs.js'
 
 // A session that ends while a page is open (refresh refused, token no longer accepted) sends
 // the user to the login page, which says why and returns to the page after signing in.
 setSessionLostHandler(() => {
   const current = router.currentRoute.value
   if (current.meta?.public || current === START_LOCATION) return // the guard in charge handles it
+  router.replace({ path: current.fullPath, force: true })
+})
+
+// Signing out in another tab ends this tab's session too (the same session): to the login page.
+setSignedOutElsewhereHandler(() => {
+  const current = router.currentRoute.value
+  if (current.meta?.public || current === START_LOCATION) return
   router.replace({ path: current.fullPath, force: true })
 })
 

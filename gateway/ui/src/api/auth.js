@@ -1,6 +1,7 @@
 // Sign-in, sign-out and the signed-in user's own record.
 import { api, API_BASE } from './client.js'
 import { session, setTokens, setUser, clearSession } from './session.js'
+import { announceSignOut } from './tabs.js'
 
 export async function login({ email, password, otp }) {
   const body = { email, password }
@@ -25,6 +26,7 @@ export async function authConfig() {
 export async function logout() {
   const refreshToken = session.refreshToken
   const accessToken = session.accessToken
+  announceSignOut(session.user?.id)
   clearSession()
   if (!refreshToken) return
   try {

@@ -1,6 +1,7 @@
 // The one way this UI talks to the gateway: JSON under /api/v1, RFC 9457 problems as ApiError,
 // bearer tokens with one refresh-and-retry on "token_expired".
 import { session, setTokens, clearSession } from './session.js'
+import { announceRenewal, withRenewalLock } from './tabs.js'
 import { currentLanguage } from '../i18n/index.js'
 
 export const API_BASE = '/api/v1'
@@ -130,10 +131,15 @@ async function send(method, url, { body, headers = {}, token } = {}) {
 
 let refreshing = null
 
-/** Exchange the refresh token for new tokens; concurrent callers share one request. */
+/**
+ * Exchange the refresh token for new tokens; concurrent callers share one request, and tabs
+ * sharing the session take turns (tabs.js): a tab whose token another tab just renewed uses
+ * that tab's new pair instead of presenting a used refresh token (which revokes the session).
+ */
 export function refreshTokens() {
   if (!refreshing) {
-    refreshing = (async () => {
+    refreshing = withRenewalLock(async (renewedElsewhere) => {
+      if (renewedElsewhere) return null
       if (!session.refreshToken) throw new ApiError({ status: 401, code: 'no_refresh_token' })
       const response = await send('POST', `${API_BASE}/auth/refresh`, {
         body: { refresh_token: session.refreshToken },
@@ -141,8 +147,9 @@ export function refreshTokens() {
       const data = await readBody(response)
       if (!response.ok) throw toError(response, data)
       setTokens(data)
+      announceRenewal()
       return data
-    })().finally(() => {
+    }).finally(() => {
       refreshing = null
     })
   }

@@ -1,5 +1,6 @@
 // Who is signed in: tokens and the current user, kept in sessionStorage so a reload of the tab
-// keeps the session while closing the tab ends it.
+// keeps the session while closing the tab ends it. Open tabs of the browser share it (tabs.js):
+// a new tab takes an open tab's session, never from disk.
 import { reactive } from 'vue'
 
 const KEY = 'cms.session'
@@ -53,6 +54,15 @@ export function setTokens(answer) {
   const seconds = Number(answer.expires_in) || 900
   session.expiresAt = Date.now() + seconds * 1000
   if (answer.user) session.user = answer.user
+  persist()
+}
+
+/** Take the session of another tab of this browser (tabs.js). */
+export function adoptSession(saved) {
+  session.accessToken = saved.accessToken
+  session.refreshToken = saved.refreshToken
+  session.expiresAt = saved.expiresAt || 0
+  if (saved.user) session.user = saved.user
   persist()
 }
 

@@ -1,6 +1,7 @@
 import { createRouter, createWebHistory } from 'vue-router'
 import { House, User, Key, Tickets, Lock, Postcard, ShoppingCart, Goods, Money, Wallet, DataAnalysis } from '@element-plus/icons-vue'
 import { session, isAuthenticated } from '../api/session.js'
+import { resumeFromOpenTab } from '../api/tabs.js'
 import { fetchMe } from '../api/auth.js'
 import { sessionLossReason } from '../api/client.js'
 import AppLayout from '../layouts/AppLayout.vue'
@@ -242,7 +243,8 @@ router.beforeEach(async (to) => {
     if (isAuthenticated() && (to.name === 'login' || to.name === 'register')) return { name: 'home' }
     return true
   }
-  if (!isAuthenticated()) {
+  // a new tab takes the session of this browser's open tabs (api/tabs.js) before asking to sign in
+  if (!isAuthenticated() && !(await resumeFromOpenTab())) {
     return loginRoute(to, sessionLossReason())
   }
   if (!session.user || !session.meEtag) {
