@@ -13,6 +13,8 @@ export function listQuery(filters = {}) {
     created_from: filters.created_from || undefined,
     created_to: filters.created_to || undefined,
     consent: filters.consent || undefined,
+    segment: filters.segment || undefined,
+    has_orders: filters.has_orders || undefined,
     sort: filters.sort || undefined,
   }
 }
