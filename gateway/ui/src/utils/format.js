@@ -65,10 +65,43 @@ export function formatDuration(totalSeconds) {
 
 /**
  * A phone number as stored (E.164) in the groups people read it in: a Chinese mobile
- * +8613800138000 as "+86 138 0013 8000"; any other number as it is.
+ * +8613800138000 as "+86 138 0013 8000", a landline +861066668888 as "+86 10 6666 8888"
+ * (area code, then the local number), +864008001234 as "+86 400 800 1234"; any other number
+ * as it is.
  */
 export function formatPhone(e164) {
   if (!e164) return e164
-  const mobile = /^\+86(1\d{2})(\d{4})(\d{4})$/.exec(String(e164))
-  return mobile ? `+86 ${mobile[1]} ${mobile[2]} ${mobile[3]}` : String(e164)
+  const text = String(e164)
+  const cn = /^\+86(\d{10,11})$/.exec(text)
+  if (!cn) return text
+  const n = cn[1]
+  const groups =
+    /^(1\d{2})(\d{4})(\d{4})$/.exec(n) || // mobile
+    /^([48]00)(\d{3})(\d{4})$/.exec(n) || // 400 / 800 service numbers
+    /^(10|2\d)(\d{4})(\d{4})$/.exec(n) || // Beijing, Shanghai, Guangzhou…: 2-digit area code
+    /^([3-9]\d{2})(\d{4})(\d{4})$/.exec(n) || // 3-digit area code, 8-digit number
+    /^([3-9]\d{2})(\d{3})(\d{4})$/.exec(n) // 3-digit area code, 7-digit number
+  return groups ? `+86 ${groups.slice(1).join(' ')}` : text
+}
+
+/**
+ * Whether a number (as stored, or as typed: "010-6666 8888", "+86 10 6666 8888") is a Chinese
+ * fixed line rather than a mobile: true, false, or null when it cannot tell (another country,
+ * too short).
+ */
+export function isChineseLandline(number) {
+  if (!number) return null
+  let digits = String(number).trim()
+  const international = digits.startsWith('+') || digits.startsWith('00')
+  digits = digits.replace(/\D/g, '')
+  if (international) {
+    digits = digits.replace(/^00/, '')
+    if (!digits.startsWith('86')) return null
+    digits = digits.slice(2)
+  } else if (digits.startsWith('0')) {
+    digits = digits.slice(1) // the trunk prefix of an area code: 010, 0571
+  }
+  if (digits.length < 9) return null
+  if (/^1[3-9]\d{9}$/.test(digits)) return false // mobile
+  return /^10\d{8}$/.test(digits) || /^[2-9]\d{8,10}$/.test(digits) // Beijing 10, then 2x, 3xx–9xx
 }

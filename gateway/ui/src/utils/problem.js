@@ -3,7 +3,8 @@ import { reactive, ref } from 'vue'
 import { ElMessage } from 'element-plus'
 import { i18n } from '../i18n/index.js'
 import { formatDuration } from './format.js'
-import { serverText } from './serverText.js'
+import { roleName, serverText } from './serverText.js'
+import { session } from '../api/session.js'
 
 // The gateway names each field by its dotted path ({"lines.0.quantity": [msgs]}); nested
 // objects of messages ({lines: {0: {quantity: [msgs]}}}) are read too. Both become the nested
@@ -54,7 +55,7 @@ export function problemMessage(error) {
   const code = error.code
   const wait = error.retryAfter ? formatDuration(error.retryAfter) : null
   if (code && te(`problem.codes.${code}`)) {
-    return t(`problem.codes.${code}`, { wait: wait || '' })
+    return t(`problem.codes.${code}`, { wait: wait || '', role: roleName(session.user?.role) })
   }
   if (error.status === 429) return t('problem.status.429', { wait: wait || t('time.aMoment') })
   if (error.detail) return serverText(error.detail)

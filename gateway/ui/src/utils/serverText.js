@@ -2,6 +2,7 @@
 // payment failure reasons) in the UI's language. The API answers in English; a message we know
 // is said in our words, anything else is shown as the server wrote it.
 import { i18n } from '../i18n/index.js'
+import { session } from '../api/session.js'
 
 const en = {
   serverText: {
@@ -34,6 +35,36 @@ const en = {
     dateLike: 'Must be a date, like {example}.',
     cardNumber: 'Not a valid card number.',
     cardExpired: 'The card has expired.',
+    roleForbidden: 'Your role ({role}) may not do this.',
+    noCustomerMatches: 'No customer matches.',
+    empty: 'Empty.',
+    matchNotYours: 'Matches a customer you may not change.',
+    nameToCreate: 'Required to create a customer.',
+    yesNo: 'Must be yes or no (是 or 否, true or false).',
+    unknownAttribute: 'Unknown attribute; an admin defines attributes first.',
+    personOrCompany: 'Must be person or company (个人 or 公司).',
+    inUse: 'Already in use by another customer{rest}.',
+    country: 'Not an ISO 3166-1 alpha-2 country code, like CN.',
+    currency: 'Not an ISO 4217 currency code, like CNY.',
+    postalCode: 'Not a postal code.',
+    language: 'Not a language tag, like zh-CN or en.',
+    tag: "A tag is 1 to 50 letters or digits, joined by '-' or '_', like vip or key-account.",
+    sameAddress: 'The same address is given twice.',
+    onePrimary: 'At most one entry may be primary.',
+    customerId: 'Not a customer id (UUID).',
+    linesOrAmount: 'Give either lines or an amount.',
+    decimals: 'At most {n} decimals in {currency}.',
+    dateOrDateTime: 'Not a date (2024-03-01) or ISO date-time.',
+    notFuture: 'Must not be in the future.',
+    lineFormat: 'Line {n}: not SKU*quantity{at}price.',
+    linePrice: 'Line {n}: give the price of {sku}.',
+    noLines: 'No lines.',
+    noSuchCustomer: 'No such customer.',
+    customerErased: 'This customer was erased.',
+    unknownColumn: 'Unknown column: {columns}.',
+    missingColumn: 'Missing column: {columns}.',
+    linesOrAmountColumn: 'Give either a lines or an amount column.',
+    valueSays: '{value}: {message}',
     notFound: {
       order: 'Order not found.',
       customer: 'Customer not found.',
@@ -87,6 +118,36 @@ const zh = {
     dateLike: '请输入日期，例如 {example}。',
     cardNumber: '卡号无效。',
     cardExpired: '此卡已过期。',
+    roleForbidden: '您的角色（{role}）无权执行此操作。',
+    noCustomerMatches: '没有匹配的客户。',
+    empty: '为空。',
+    matchNotYours: '匹配到的客户您无权修改。',
+    nameToCreate: '新建客户时必填。',
+    yesNo: '须为“是”或“否”（也可写 true / false）。',
+    unknownAttribute: '未知的自定义属性；请先由管理员定义。',
+    personOrCompany: '须为“个人”或“公司”。',
+    inUse: '已被另一位客户使用{rest}。',
+    country: '不是 ISO 3166-1 两位国家代码（如 CN）。',
+    currency: '不是 ISO 4217 货币代码（如 CNY）。',
+    postalCode: '邮政编码格式不正确。',
+    language: '不是语言代码（如 zh-CN 或 en）。',
+    tag: '标签为 1–50 个字母或数字，可用 - 或 _ 连接，如 vip 或 key-account。',
+    sameAddress: '同一地址填写了两次。',
+    onePrimary: '最多只能有一个首选项。',
+    customerId: '不是客户编号（UUID）。',
+    linesOrAmount: '请填写商品明细或金额（二选一）。',
+    decimals: '{currency} 金额最多 {n} 位小数。',
+    dateOrDateTime: '不是日期（如 2024-03-01）或 ISO 日期时间。',
+    notFuture: '不能晚于当前时间。',
+    lineFormat: '第 {n} 项：格式应为 SKU*数量{at}单价。',
+    linePrice: '第 {n} 项：请填写 {sku} 的单价。',
+    noLines: '没有商品明细。',
+    noSuchCustomer: '没有此客户。',
+    customerErased: '该客户的个人信息已被擦除。',
+    unknownColumn: '未知的列：{columns}。',
+    missingColumn: '缺少列：{columns}。',
+    linesOrAmountColumn: '请提供 lines 或 amount 列（二选一）。',
+    valueSays: '“{value}”：{message}',
     notFound: {
       order: '未找到该订单。',
       customer: '未找到该客户。',
@@ -148,8 +209,46 @@ const PATTERNS = [
   [/^Must be a date, like (.+)\.$/, 'dateLike', (m) => ({ example: m[1] })],
   [/^Not a valid card number\.$/, 'cardNumber'],
   [/^The card has expired\.$/, 'cardExpired'],
+  [/^the (\w+) role may not .+$/i, 'roleForbidden', (m) => ({ role: roleName(m[1]) })],
+  [/^your role may not .+$/i, 'roleForbidden', () => ({ role: roleName(session.user?.role) })],
+  [/^No customer matches\.$/, 'noCustomerMatches'],
+  [/^Empty\.$/, 'empty'],
+  [/^Matches a customer you may not change\.$/, 'matchNotYours'],
+  [/^Required to create a customer\.$/, 'nameToCreate'],
+  [/^Required\.$/, 'required'],
+  [/^Must be yes or no \(.+\)\.$/, 'yesNo'],
+  [/^Unknown attribute; an admin defines attributes first\.$/, 'unknownAttribute'],
+  [/^Must be person or company \(.+\)\.$/, 'personOrCompany'],
+  [/^Already in use by another customer(.*)\.$/, 'inUse', (m) => ({ rest: m[1] })],
+  [/^At most (\d+) characters\.$/, 'maxLength', (m) => ({ n: m[1] })],
+  [/^Not an ISO 3166-1 alpha-2 country code, like CN\.$/, 'country'],
+  [/^Not an ISO 4217 (currency )?code(, like CNY)?\.$/, 'currency'],
+  [/^Not a postal code\.$/, 'postalCode'],
+  [/^Not a language tag, like zh-CN or en\.$/, 'language'],
+  [/^A tag is 1 to 50 letters or digits/, 'tag'],
+  [/^The same address is given twice\.$/, 'sameAddress'],
+  [/^At most one entry may be primary\.$/, 'onePrimary'],
+  [/^Not a customer id \(UUID\)\.$/, 'customerId'],
+  [/^Give either lines or an amount\.$/, 'linesOrAmount'],
+  [/^Not a number\.$/, 'number'],
+  [/^At most (\d+) decimals in ([A-Z]{3})\.$/, 'decimals', (m) => ({ n: m[1], currency: m[2] })],
+  [/^Not a date \(2024-03-01\) or ISO date-time\.$/, 'dateOrDateTime'],
+  [/^Must not be in the future\.$/, 'notFuture'],
+  [/^Line (\d+): not SKU\*quantity@price\.$/, 'lineFormat', (m) => ({ n: m[1], at: '@' })],
+  [/^Line (\d+): give the price of (.+)\.$/, 'linePrice', (m) => ({ n: m[1], sku: m[2] })],
+  [/^No lines\.$/, 'noLines'],
+  [/^No such customer\.$/, 'noSuchCustomer'],
+  [/^This customer was erased\.$/, 'customerErased'],
+  [/^Unknown columns?: (.+)\.$/, 'unknownColumn', (m) => ({ columns: m[1] })],
+  [/^Missing columns?: (.+)\.$/, 'missingColumn', (m) => ({ columns: m[1] })],
+  [/^Give either a lines or an amount column\.$/, 'linesOrAmountColumn'],
   [/^(\w+) not found\.?$/i, null, null, (m) => `serverText.notFound.${NOT_FOUND_KINDS.includes(m[1].toLowerCase()) ? m[1].toLowerCase() : 'other'}`],
 ]
+
+export function roleName(role) {
+  const { t, te } = i18n.global
+  return role && te(`roles.${role}`) ? t(`roles.${role}`) : role || ''
+}
 
 function regionName(code) {
   try {
@@ -161,13 +260,28 @@ function regionName(code) {
 }
 
 /** A message of the server in the UI's language, or the message itself when we do not know it. */
+function known(text) {
+  const { t } = i18n.global
+  for (const [pattern, key, params, keyOf] of PATTERNS) {
+    const match = pattern.exec(text)
+    if (match) return t(keyOf ? keyOf(match) : `serverText.${key}`, params ? params(match) : {})
+  }
+  return null
+}
+
+/**
+ * A message of the server in the UI's language, or the message itself when we do not know it.
+ * An import's reason quotes the cell before the message ("12345: Not a valid phone number in
+ * CN; …"): the cell is kept as written and the message after it said in our words.
+ */
 export function serverText(text) {
   if (typeof text !== 'string') return text
-  const { t } = i18n.global
   const trimmed = text.trim()
-  for (const [pattern, key, params, keyOf] of PATTERNS) {
-    const match = pattern.exec(trimmed)
-    if (match) return t(keyOf ? keyOf(match) : `serverText.${key}`, params ? params(match) : {})
+  const whole = known(trimmed)
+  if (whole !== null) return whole
+  for (let at = trimmed.indexOf(': '); at > 0; at = trimmed.indexOf(': ', at + 1)) {
+    const message = known(trimmed.slice(at + 2).trim())
+    if (message !== null) return i18n.global.t('serverText.valueSays', { value: trimmed.slice(0, at), message })
   }
   return text
 }

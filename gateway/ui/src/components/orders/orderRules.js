@@ -59,6 +59,9 @@ export function previewTotals(lines, orderDiscount = 0, taxRate = 0) {
  */
 export const SETTLED = ['paid', 'fulfilled', 'completed']
 
+/** Statuses of an order that is off: nothing is due on it, whatever its total or payments. */
+export const CLOSED = ['cancelled', 'returned']
+
 /** An address form's values for the API: blank fields as null; null when only the country is given. */
 export function cleanAddress(address) {
   if (!address) return null

@@ -12,6 +12,8 @@ const en = {
     paid: 'Paid',
     pending: 'In progress',
     outstanding: 'Outstanding',
+    nothingDue: { cancelled: 'Nothing due (order cancelled)', returned: 'Nothing due (order returned)' },
+    brands: { visa: 'Visa', mastercard: 'Mastercard', unionpay: 'UnionPay', amex: 'American Express', jcb: 'JCB', discover: 'Discover', diners: 'Diners Club', unknown: 'Card' },
     refundedTotal: 'Refunded',
     take: 'Take a payment',
     recordManual: 'Record cash / transfer',
@@ -44,6 +46,7 @@ const en = {
       pending: 'Pending',
       authorized: 'Authorised',
       captured: 'Captured',
+      received: 'Received',
       partially_refunded: 'Partly refunded',
       refunded: 'Refunded',
       failed: 'Failed',
@@ -148,6 +151,8 @@ const zh = {
     paid: '已支付',
     pending: '处理中',
     outstanding: '待支付',
+    nothingDue: { cancelled: '无需支付（订单已取消）', returned: '无需支付（订单已退货）' },
+    brands: { visa: 'Visa', mastercard: '万事达', unionpay: '银联', amex: '美国运通', jcb: 'JCB', discover: 'Discover', diners: '大来卡', unknown: '银行卡' },
     refundedTotal: '已退款',
     take: '发起支付',
     recordManual: '登记现金 / 转账',
@@ -180,6 +185,7 @@ const zh = {
       pending: '待支付',
       authorized: '已授权',
       captured: '已扣款',
+      received: '已收款',
       partially_refunded: '部分退款',
       refunded: '已退款',
       failed: '支付失败',
@@ -275,3 +281,10 @@ const zh = {
 
 i18n.global.mergeLocaleMessage('en', en)
 i18n.global.mergeLocaleMessage('zh-CN', zh)
+
+/** A card's brand as the API names it (visa, unionpay, …) in the UI's words: 银联, Visa… */
+export function cardBrand(brand) {
+  const { t, te } = i18n.global
+  const key = `payments.brands.${String(brand || 'unknown').toLowerCase()}`
+  return te(key) ? t(key) : brand
+}

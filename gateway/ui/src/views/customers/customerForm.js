@@ -13,9 +13,14 @@ const ADDRESS_TEXT = ['region', 'city', 'district', 'street', 'postal_code']
 const SCALARS = ['kind', 'name', 'company', 'preferred_channel', 'language', 'source', 'external_id', 'owner_id']
 
 export const emptyEmail = (primary = false) => ({ address: '', label: 'work', primary })
-export const emptyPhone = (primary = false) => ({ number: '', label: 'mobile', primary })
-export const emptyAddress = (primary = false) => ({
-  label: 'home',
+// A new row's label is a guess (`auto`) until the user picks one: a phone is a mobile unless
+// its number is a fixed line; a company's address is its office, a person's their home.
+export const emptyPhone = (primary = false) => ({ number: '', label: 'mobile', primary, auto: true })
+export const addressLabelFor = (kind) => (kind === 'company' ? 'work' : 'home')
+export const phoneLabelFor = (kind, landline) => (landline ? (kind === 'company' ? 'work' : 'home') : 'mobile')
+export const emptyAddress = (primary = false, kind = 'person') => ({
+  auto: true,
+  label: addressLabelFor(kind),
   country: 'CN',
   region: '',
   city: '',
