@@ -522,9 +522,11 @@ class Router:
                 {"code": "mfa_setup_required"},
             )
         if principal.role not in operation.roles:
+            allowed = ", ".join(role for role in ROLES if role in operation.roles)
             raise Forbidden(
-                f"the {principal.role} role may not {operation.summary.lower()}",
-                {"code": "role_forbidden"},
+                f"the {principal.role} role may not use {operation.operation_id} "
+                f"({operation.summary}); allowed: {allowed}",
+                {"code": "role_forbidden", "allowed_roles": allowed.split(", ")},
             )
 
     @staticmethod

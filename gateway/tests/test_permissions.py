@@ -233,6 +233,12 @@ def test_each_role_reaches_exactly_the_operations_it_is_allowed(api, world, role
             wrong.append(f"{op_id}: {role} refused ({response.status_code})")
         if not allowed and response.status_code != 403:
             wrong.append(f"{op_id}: {role} got {response.status_code}, expected 403")
+        elif not allowed and response.json().get("code") == "role_forbidden":
+            # says what was refused and who may, where it read "may not revenue over time"
+            body = response.json()
+            said = f"the {role} role may not use {op_id} ({operation.summary}); allowed: "
+            if not body["detail"].startswith(said) or role in body["allowed_roles"]:
+                wrong.append(f"{op_id}: {role} told {body['detail']!r}")
         assert response.status_code < 500, f"{op_id}: {response.status_code} {response.text}"
     assert not wrong, "\n".join(wrong)
 
