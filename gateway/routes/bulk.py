@@ -16,7 +16,7 @@ from gateway.idempotency import item_idempotency
 from gateway.operations import Context, Reply, op
 from gateway.problems import problem_extra, problem_type
 from gateway.routes.customers import viewer
-from gateway.routes.orders import _plain
+from gateway.routes.orders import place
 from shared.errors import BadRequest, CmsError
 from shared.schemas import schema_instance
 
@@ -105,16 +105,7 @@ def _order(ctx: Context, index: int, item: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"index": index, "op": item["op"], "id": None}
     try:
         body = _item_data(osch.OrderCreate, item["data"])
-        data = _plain(body)
-        data["lines"] = [_plain(line) for line in body["lines"]]
-        order = ctx.call(
-            "orders",
-            "place_order",
-            actor=ctx.actor,
-            viewer=viewer(ctx),
-            data=data,
-            idempotency=item_idempotency(ctx, "bulkOrders", index, item),
-        )
+        order = place(ctx, body, item_idempotency(ctx, "bulkOrders", index, item))
         return {**result, "status": 201, "id": order["id"], "version": order.get("version")}
     except CmsError as exc:
         return {**result, "status": exc.status, "version": None, "error": _problem(exc)}

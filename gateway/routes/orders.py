@@ -62,6 +62,16 @@ def list_orders(ctx: Context) -> Reply:
     return Reply(ctx.call("orders", "list_orders", viewer=viewer(ctx), **_plain(ctx.query)))
 
 
+def place(ctx: Context, body: dict[str, Any], key: dict[str, str] | None) -> dict[str, Any]:
+    """Place the order ``body`` (``OrderCreate`` loaded) for the caller: one order, or one
+    item of a bulk request."""
+    data = _plain(body)
+    data["lines"] = [_plain(line) for line in body["lines"]]
+    return ctx.call(
+        "orders", "place_order", actor=ctx.actor, viewer=viewer(ctx), data=data, idempotency=key
+    )
+
+
 @op(
     "POST",
     "/orders",
@@ -78,16 +88,7 @@ def list_orders(ctx: Context) -> Reply:
     **ORDERS,
 )
 def place_order(ctx: Context) -> Reply:
-    data = _plain(ctx.body)
-    data["lines"] = [_plain(line) for line in ctx.body["lines"]]
-    order = ctx.call(
-        "orders",
-        "place_order",
-        actor=ctx.actor,
-        viewer=viewer(ctx),
-        data=data,
-        idempotency=idempotency(ctx, "placeOrder"),
-    )
+    order = place(ctx, ctx.body, idempotency(ctx, "placeOrder"))
     return Reply(
         order,
         status=201,

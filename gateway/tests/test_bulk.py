@@ -136,15 +136,20 @@ def test_the_bucket_refills_evenly():
     assert all(limiter.hit("k", now=0) == 0 for _ in range(10))
 
 
-def test_bulk_places_orders_with_a_result_per_item(api, token):
+def _customer_and_product(api, token, price):
+    """A customer made through bulk, and a product of ``price`` (CNY)."""
     created = api.call("POST", "/api/v1/customers/bulk", token=token, json={"items": [_item()]})
-    customer_id = created.json()["results"][0]["id"]
     product = api.call(
         "POST",
         "/api/v1/products",
         token=token,
-        json={"sku": f"B-{uuid.uuid4().hex[:8]}", "name": "Tea", "price": 1200, "currency": "CNY"},
+        json={"sku": f"B-{uuid.uuid4().hex[:8]}", "name": "Tea", "price": price, "currency": "CNY"},
     ).json()
+    return created.json()["results"][0]["id"], product
+
+
+def test_bulk_places_orders_with_a_result_per_item(api, token):
+    customer_id, product = _customer_and_product(api, token, 1200)
     lines = [{"product_id": product["id"], "quantity": 2}]
     good = {"data": {"customer_id": customer_id, "lines": lines}}
     unknown_customer = {"data": {"customer_id": str(uuid.uuid4()), "lines": lines}}
@@ -170,14 +175,7 @@ def test_a_bulk_order_request_retried_with_its_idempotency_key_places_each_order
     """An ERP that lost the answer retries the same request with the same key: each item
     answers with the order it placed the first time; the key sent with other items is
     refused item by item. Without it, the retry placed every order again."""
-    created = api.call("POST", "/api/v1/customers/bulk", token=token, json={"items": [_item()]})
-    customer_id = created.json()["results"][0]["id"]
-    product = api.call(
-        "POST",
-        "/api/v1/products",
-        token=token,
-        json={"sku": f"I-{uuid.uuid4().hex[:8]}", "name": "Cup", "price": 900, "currency": "CNY"},
-    ).json()
+    customer_id, product = _customer_and_product(api, token, 900)
 
     def item(quantity):
         lines = [{"product_id": product["id"], "quantity": quantity}]
