@@ -42,7 +42,10 @@ def _order(page: Page, customer_id: str, product: dict, quantity: int = 2) -> di
         page,
         "POST",
         "/api/v1/orders",
-        {"customer_id": customer_id, "lines": [{"product_id": product["id"], "quantity": quantity}]},
+        {
+            "customer_id": customer_id,
+            "lines": [{"product_id": product["id"], "quantity": quantity}],
+        },
     )
     assert placed["status"] == 201, placed
     return placed["body"]
@@ -64,8 +67,8 @@ def _cancel(page: Page, order_id: str) -> None:
         """async ([id, version]) => {
             const s = JSON.parse(sessionStorage.getItem('cms.session'))
             const r = await fetch(`/api/v1/orders/${id}/cancel`, { method: 'POST',
-              headers: { Authorization: 'Bearer ' + s.accessToken, 'Content-Type': 'application/json',
-                         'If-Match': `"${version}"` },
+              headers: { Authorization: 'Bearer ' + s.accessToken,
+                         'Content-Type': 'application/json', 'If-Match': `"${version}"` },
               body: JSON.stringify({ reason: '客户不要了' }) })
             return r.status
         }""",
@@ -109,7 +112,9 @@ def test_segment_and_orders_filters_reach_the_list_and_the_export(page: Page, li
 def test_manager_assigns_an_owner_and_filters_by_a_sales_rep_by_name(page: Page, live_stack):
     login(page, live_stack.admin_email, live_stack.admin_password)
     marker = uuid.uuid4().hex[:6]
-    rep = create_user_via_api(page, f"rep-{marker}@example.com", f"销售小王{marker}", "sales", PASSWORD)
+    rep = create_user_via_api(
+        page, f"rep-{marker}@example.com", f"销售小王{marker}", "sales", PASSWORD
+    )
     create_user_via_api(page, f"mgr-{marker}@example.com", f"店长{marker}", "manager", PASSWORD)
     customer = create_customer_via_api(page, {"name": f"待分配 {marker}", "force": True})
     sign_out(page)
@@ -145,7 +150,9 @@ def test_cancelled_order_owes_nothing_and_payments_read_as_received_and_refunded
 ):
     login(page, live_stack.admin_email, live_stack.admin_password)
     switch_language(page, "zh-CN")
-    customer = create_customer_via_api(page, {"name": f"茶客 {uuid.uuid4().hex[:6]}", "force": True})
+    customer = create_customer_via_api(
+        page, {"name": f"茶客 {uuid.uuid4().hex[:6]}", "force": True}
+    )
     product = _product(page, "龙井 250g", price=34400)
     unpaid = _order(page, customer["id"], product)
     paid = _order(page, customer["id"], product)
@@ -180,8 +187,13 @@ def test_cancelled_order_owes_nothing_and_payments_read_as_received_and_refunded
         page,
         "POST",
         "/api/v1/payments/manual",
-        {"order_id": paid["id"], "method": "cash", "amount": paid["total"] - paid["total"] // 2,
-         "currency": "CNY", "reference": "收据 1"},
+        {
+            "order_id": paid["id"],
+            "method": "cash",
+            "amount": paid["total"] - paid["total"] // 2,
+            "currency": "CNY",
+            "reference": "收据 1",
+        },
     )
     assert cash["status"] == 201, cash
     _until(page, f"/api/v1/orders/{paid['id']}", lambda b: b["status"] == "paid", "paid")
@@ -195,9 +207,9 @@ def test_cancelled_order_owes_nothing_and_payments_read_as_received_and_refunded
     page.goto(f"/orders/{paid['id']}")
     expect(page.get_by_test_id("order-nothing-due")).to_be_visible()
     history = page.get_by_test_id("order-history")
-    expect(history.get_by_test_id("order-history-label").filter(has_text=re.compile("^退款$")).first).to_be_visible(
-        timeout=30_000
-    )
+    expect(
+        history.get_by_test_id("order-history-label").filter(has_text=re.compile("^退款$")).first
+    ).to_be_visible(timeout=30_000)
 
 
 def test_customer_import_reasons_are_in_chinese(page: Page, live_stack):
@@ -208,7 +220,8 @@ def test_customer_import_reasons_are_in_chinese(page: Page, live_stack):
     import_id = page.evaluate(
         """async (csv) => {
             const s = JSON.parse(sessionStorage.getItem('cms.session'))
-            const r = await fetch('/api/v1/customers/imports?mode=create&match_on=email&filename=a.csv',
+            const query = 'mode=create&match_on=email&filename=a.csv'
+            const r = await fetch('/api/v1/customers/imports?' + query,
               { method: 'POST', headers: { Authorization: 'Bearer ' + s.accessToken,
                 'Content-Type': 'text/csv' }, body: csv })
             return (await r.json()).id
@@ -229,7 +242,12 @@ def test_company_landline_labels_and_columns_at_1400_px(page: Page, live_stack):
     marker = uuid.uuid4().hex[:6]
     company = create_customer_via_api(
         page,
-        {"kind": "company", "name": f"茶香贸易 {marker}", "phones": [{"number": "+861066668888"}], "force": True},
+        {
+            "kind": "company",
+            "name": f"茶香贸易 {marker}",
+            "phones": [{"number": "+861066668888"}],
+            "force": True,
+        },
     )
     page.goto(f"/customers/{company['id']}")
     profile = page.get_by_test_id("customer-profile")
@@ -279,7 +297,14 @@ def test_new_order_takes_the_customers_address_and_products_read_in_name_order(
         page,
         {
             "name": f"收货人 {marker}",
-            "addresses": [{"country": "CN", "region": "浙江省", "city": "杭州市", "street": f"龙井路 {marker} 号"}],
+            "addresses": [
+                {
+                    "country": "CN",
+                    "region": "浙江省",
+                    "city": "杭州市",
+                    "street": f"龙井路 {marker} 号",
+                }
+            ],
             "force": True,
         },
     )
