@@ -115,6 +115,9 @@ def switch_language(page: Page, code: str) -> None:
     page.get_by_test_id("language-switch").click()
     page.get_by_test_id(f"lang-{code}").click()
     expect(page.locator("html")).to_have_attribute("lang", code)
+    # the choice is then saved to the profile; the switch is disabled (loading) until it is,
+    # and a second switch right after timed out on its click on a busy machine
+    expect(page.get_by_test_id("language-switch").locator(".is-loading")).to_have_count(0)
 
 
 def api_as_page_user(page: Page, method: str, path: str, body: dict | None = None) -> dict:
