@@ -135,23 +135,40 @@ def _stop_all(children: dict[str, subprocess.Popen], grace: float = 15.0) -> Non
             child.wait()
 
 
+#: A process that exits after CMS was ready is started again after 1, 2, 4 … 30 s; one that
+#: exits this many times within ``CRASH_WINDOW_S`` is crash-looping, and CMS stops instead.
+CRASH_LIMIT = 5
+CRASH_WINDOW_S = 300.0
+
+
+def _spawn(name: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "shared.serve", name],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> None:
+    """Every service and the gateway as child processes, supervised: until CMS is ready, a
+    child that exits stops everything (a broken setup is said at once); after that, it is
+    started again with a growing pause, unless it keeps exiting (a crash loop stops CMS)."""
     current = load_settings()
     if not args.no_provision:
         cmd_provision(args)
     children: dict[str, subprocess.Popen] = {}
+    names: dict[str, str] = {}
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     for name in PROCESSES:
         for index in range(args.processes if name != "gateway" else 1):
             key = name if args.processes == 1 or name == "gateway" else f"{name}-{index + 1}"
-            children[key] = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "shared.serve", name],
-                cwd=ROOT,
-                env=env,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
+            names[key] = name
+            children[key] = _spawn(name, env)
+    exits: dict[str, list[float]] = {key: [] for key in children}
+    due: dict[str, float] = {}  # key → when it starts again
     interrupted = False
 
     def on_signal(signum, frame):
@@ -165,10 +182,33 @@ def cmd_run(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.ready_timeout
     try:
         while not interrupted:
-            dead = {key: child.returncode for key, child in children.items() if child.poll()}
-            if dead:
-                print(f"stopping: process exited {dead}", file=sys.stderr, flush=True)
-                raise SystemExit(1)
+            now = time.monotonic()
+            for key, child in children.items():
+                code = child.poll()
+                if code is None or key in due:
+                    continue
+                if not announced:
+                    print(
+                        f"stopping: process exited {{{key!r}: {code}}}", file=sys.stderr, flush=True
+                    )
+                    raise SystemExit(1)
+                exits[key] = [t for t in exits[key] if now - t < CRASH_WINDOW_S] + [now]
+                if len(exits[key]) >= CRASH_LIMIT:
+                    print(
+                        f"stopping: {key} exited {len(exits[key])} times within "
+                        f"{CRASH_WINDOW_S:g} s (last exit code {code})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    raise SystemExit(1)
+                pause = min(30.0, 2.0 ** (len(exits[key]) - 1))
+                due[key] = now + pause
+                print(f"{key} exited ({code}); starting it again in {pause:g} s", flush=True)
+            for key, when in list(due.items()):
+                if when <= now:
+                    del due[key]
+                    children[key] = _spawn(names[key], env)
+                    print(f"{key} started again", flush=True)
             if not announced:
                 if _ready(ready_url):
                     announced = True

@@ -105,3 +105,33 @@ def _newest_revision(service: str) -> str:
     """The newest migration of a service (revisions are numbered like their files)."""
     versions = Path(__file__).parents[1] / "services" / service / "migrations" / "versions"
     return max(path.name.split("_", 1)[0] for path in versions.glob("[0-9]*_*.py"))
+
+
+def test_a_service_process_that_dies_is_started_again(fresh_database_url, amqp_uri):
+    """kill -9 of one service (a crash, the OOM killer) stopped the whole of CMS; the
+    supervisor starts it again and CMS answers as before."""
+    stack = start_stack(fresh_database_url, amqp_uri)
+    try:
+        stack.wait_ready()
+        children = psutil.Process(stack.process.pid).children()
+        [payments] = [child for child in children if child.cmdline()[-1] == "payments"]
+        payments.kill()
+        deadline = time.monotonic() + 90
+        while "payments started again" not in stack.text():
+            assert stack.process.poll() is None, stack.text()
+            assert time.monotonic() < deadline, stack.text()
+            time.sleep(0.5)
+        while True:  # every service answers again, the new payments process among them
+            try:
+                if requests.get(f"{stack.url}/readyz", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, stack.text()
+            time.sleep(0.5)
+        now = [c.cmdline()[-1] for c in psutil.Process(stack.process.pid).children()]
+        assert sorted(now) == sorted(["gateway", *SERVICES])
+        assert "payments exited (-9); starting it again in 1 s" in stack.text()
+    finally:
+        code = stack.interrupt()
+    assert code == 0, stack.text()
