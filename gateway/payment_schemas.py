@@ -71,10 +71,13 @@ class CancelRequest(Schema):
     reason = fields.String(validate=validate.Length(max=500))
 
 
-class PaymentQuery(Schema):
+class PaymentExportQuery(Schema):
     order_id = fields.UUID()
     status = fields.String(validate=validate.OneOf(STATUSES))
     method = fields.String(validate=validate.OneOf(METHODS))
+
+
+class PaymentQuery(PaymentExportQuery):
     limit = fields.Integer(validate=validate.Range(min=1, max=200))
     cursor = fields.String(validate=validate.Length(max=500))
 

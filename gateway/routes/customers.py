@@ -6,18 +6,13 @@ customers; analysts: no contact details); the roles here say who may call at all
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-from collections.abc import Iterator
 from typing import Any
 
-from werkzeug.wrappers import Response
-
 from gateway import customer_schemas as cs
+from gateway.csv_export import csv_download
 from gateway.operations import ANY_ROLE, Context, Reply, op
 from gateway.schemas import EraseRequest
-from shared.tabular import spreadsheet_cell
 
 WRITERS = frozenset({"admin", "manager", "sales"})
 MANAGERS = frozenset({"admin", "manager"})
@@ -27,7 +22,6 @@ CUSTOMERS = {"tag": "customers", "resource": "customer"}
 #: service to take the customer's new status into its replica.
 ORDERS_SYNC_TIMEOUT = 5.0
 log = logging.getLogger(__name__)
-EXPORT_PAGE = 200
 CSV_COLUMNS = (
     "id",
     "kind",
@@ -122,51 +116,22 @@ def _first(entries: list[dict], key: str) -> str:
     return (chosen or {}).get(key) or ""
 
 
-def _csv_rows(ctx: Context, query: dict[str, Any]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    buffer.write("\ufeff")  # so that spreadsheet programs read UTF-8 (Chinese names)
-    writer.writerow(CSV_COLUMNS)
-    cursor = None  # the first yield comes after the first page: errors precede the response
-    while True:
-        page = ctx.call(
-            "customers",
-            "search_customers",
-            viewer=viewer(ctx),
-            **{**query, "cursor": cursor, "limit": EXPORT_PAGE},
-        )
-        for customer in page["items"]:
-            writer.writerow(
-                [
-                    spreadsheet_cell(value)
-                    for value in (
-                        customer["id"],
-                        customer["kind"],
-                        customer.get("name"),
-                        customer.get("company"),
-                        _first(customer.get("emails") or [], "address"),
-                        _first(customer.get("phones") or [], "number"),
-                        " ".join(customer.get("tags") or []),
-                        customer.get("owner_id"),
-                        customer["status"],
-                        customer.get("source"),
-                        customer.get("external_id"),
-                        customer["created_at"],
-                        customer["updated_at"],
-                    )
-                ]
-            )
-        yield flush()
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return
+def _csv_row(customer: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        customer["id"],
+        customer["kind"],
+        customer.get("name"),
+        customer.get("company"),
+        _first(customer.get("emails") or [], "address"),
+        _first(customer.get("phones") or [], "number"),
+        " ".join(customer.get("tags") or []),
+        customer.get("owner_id"),
+        customer["status"],
+        customer.get("source"),
+        customer.get("external_id"),
+        customer["created_at"],
+        customer["updated_at"],
+    )
 
 
 @op(
@@ -180,20 +145,16 @@ def _csv_rows(ctx: Context, query: dict[str, Any]) -> Iterator[str]:
 )
 def export_csv(ctx: Context) -> Reply:
     query = _iso({k: v for k, v in ctx.query.items() if k not in ("cursor", "limit")})
-    rows = _csv_rows(ctx, query)
-    first = next(rows)  # the header and the first page: a refusal is still a problem response
-    response = Response(
-        _chain(first, rows),
-        mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="customers.csv"'},
-    )
-    return Reply(response)
 
+    def page(cursor: str | None, limit: int) -> dict[str, Any]:
+        return ctx.call(
+            "customers",
+            "search_customers",
+            viewer=viewer(ctx),
+            **{**query, "cursor": cursor, "limit": limit},
+        )
 
-def _chain(first: str, rest: Iterator[str]) -> Iterator[bytes]:
-    yield first.encode("utf-8")
-    for chunk in rest:
-        yield chunk.encode("utf-8")
+    return Reply(csv_download("customers.csv", CSV_COLUMNS, page, _csv_row))
 
 
 @op(

@@ -684,3 +684,43 @@ def test_returning_a_fulfilled_order_refunds_its_payments(api, tokens, customer)
     refunded = settled(api, tokens["sales"], cash["id"], "refunded")
     assert refunded["refunds"][0]["reason"] == "order_returned"
     assert balance(api, tokens["sales"], order)["paid_amount"] == 0
+
+
+def test_payments_export_as_csv_with_the_list_filters(api, tokens, nameko_config, customer):
+    """The payment list as a spreadsheet (there was none: only the day's reconciliation):
+    amounts in minor units, a card only as brand and last four digits; not for sales."""
+    import csv
+    import io
+
+    order = new_order(nameko_config, customer, 5000)
+    card = settled(api, tokens["manager"], pay(api, tokens["manager"], order, 3000).json()["id"])
+    cash = api.call(
+        "POST",
+        f"{BASE}/manual",
+        token=tokens["manager"],
+        json={"order_id": order["order_id"], "method": "cash", "amount": 2000, "currency": "CNY"},
+    ).json()
+    response = api.call(
+        "GET", f"{BASE}/export.csv", token=tokens["analyst"], params={"order_id": order["order_id"]}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    by_id = {row["id"]: row for row in rows}
+    assert set(by_id) == {card["id"], cash["id"]}
+    assert by_id[card["id"]]["card_last4"] == "4242" and by_id[card["id"]]["status"] == "captured"
+    assert by_id[card["id"]]["captured_amount"] == "3000"
+    assert by_id[cash["id"]]["method"] == "cash" and by_id[cash["id"]]["card_brand"] == ""
+    assert SUCCESS_CARD not in response.text
+    only_cash = api.call(
+        "GET",
+        f"{BASE}/export.csv",
+        token=tokens["manager"],
+        params={"order_id": order["order_id"], "method": "cash"},
+    )
+    assert [
+        row["id"] for row in csv.DictReader(io.StringIO(only_cash.content.decode("utf-8-sig")))
+    ] == [cash["id"]]
+    assert api.call("GET", f"{BASE}/export.csv", token=tokens["sales"]).status_code == 403
+    bad = api.call("GET", f"{BASE}/export.csv", token=tokens["manager"], params={"status": "x"})
+    assert bad.status_code == 400 and list(bad.json()["errors"]) == ["status"]

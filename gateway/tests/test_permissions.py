@@ -109,6 +109,7 @@ EXPECTED = {
     "createPayment": WRITERS,
     "recordManualPayment": WRITERS,
     "listPayments": ANY,
+    "exportPayments": {"admin", "manager", "analyst"},
     "getPayment": ANY,
     "getPaymentReconciliation": MANAGERS,
     "exportPaymentReconciliation": MANAGERS,
