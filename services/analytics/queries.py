@@ -141,6 +141,8 @@ def revenue_by_method(cursor, args: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def sales_by_product(cursor, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per product (by id, else SKU). An imported order given as an amount only has no product:
+    it counts in revenue and sales, not here, where it ranked first as "Imported order"."""
     rows = _rows(
         cursor,
         f"""
@@ -150,6 +152,7 @@ def sales_by_product(cursor, args: dict[str, Any]) -> list[dict[str, Any]]:
                sum(l.line_total) AS amount, count(DISTINCT o.order_id) AS orders
         FROM orders o JOIN order_lines l ON l.order_id = o.order_id
         WHERE o.status IN ({_PURCHASED}) AND o.placed_at IS NOT NULL
+          AND (l.product_id IS NOT NULL OR l.sku IS NOT NULL)
           AND {_range("o.placed_at", args, "o.currency")}
         GROUP BY 1, 2
         ORDER BY o.currency, amount DESC, COALESCE(l.product_id, l.sku, l.name) COLLATE "C"
