@@ -210,8 +210,16 @@ def _lines(session: Session, lines_text: str, currency: str) -> list[dict[str, A
             price = to_minor(match["price"], currency)
         elif product is not None and product.currency == currency:
             price = int(product.price)
+        elif product is None:
+            raise ValueError(
+                f"Line {index}: {match['sku']} is not in the catalogue; give its price "
+                f"({match['sku']}*{match['qty']}@price)."
+            )
         else:
-            raise ValueError(f"Line {index}: give the price of {match['sku']}.")
+            raise ValueError(
+                f"Line {index}: {match['sku']} is priced in {product.currency}, not {currency}; "
+                "give its price."
+            )
         known = product is not None and product.currency == currency
         lines.append(
             {

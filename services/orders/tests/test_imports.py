@@ -53,6 +53,7 @@ def csv_file(tmp_path, make_customer, make_product, service_engine):
         f"OLD-{tag}-3,{uuid.uuid4()},2023-06-03,CNY,,10,no,",  # unknown customer
         f"OLD-{tag}-4,{buyer['id']},2023-06-04,CNY,,10.001,no,",  # too many decimals
         f"OLD-{tag}-2,{buyer['id']},2023-06-02,CNY,,99.90,no,",  # the same order again
+        f"OLD-{tag}-5,{buyer['id']},2023-06-05,CNY,NOPE-{tag}*2,,no,",  # unknown SKU, no price
     ]
     path = tmp_path / "orders.csv"
     path.write_text("\ufeff" + "\n".join(rows) + "\n", encoding="utf-8")
@@ -66,12 +67,16 @@ def test_an_import_run_twice_creates_nothing_twice(orders, admin, csv_file, serv
         "completed",
         2,
         1,
-        2,
+        3,
     )
     reasons = {item["row"]: item["reasons"] for item in first["rejections"]}
     assert "customer_id" in reasons[4] and "amount" in reasons[5]
+    # says the SKU is unknown, where it said only "give the price of NOPE-…"
+    assert reasons[7]["lines"] == [
+        f"Line 1: NOPE-{tag} is not in the catalogue; give its price (NOPE-{tag}*2@price)."
+    ]
     second = _import(orders, admin, path)
-    assert (second["created"], second["skipped"], second["rejected"]) == (0, 3, 2)
+    assert (second["created"], second["skipped"], second["rejected"]) == (0, 3, 3)
 
     listed = orders.list_orders(viewer=admin, customer_id=buyer["id"])["items"]
     by_external = {item["external_id"]: item for item in listed}
@@ -111,6 +116,6 @@ def test_the_command_line_imports_through_the_same_rpcs(
     monkeypatch.setenv("CMS_AMQP_URI", nameko_config["AMQP_URI"])
     main(["import-orders", str(path)])
     first = capsys.readouterr().out
-    assert "completed: 2 created, 1 already there, 2 rejected" in first
+    assert "completed: 2 created, 1 already there, 3 rejected" in first
     main(["import-orders", str(path)])
-    assert "completed: 0 created, 3 already there, 2 rejected" in capsys.readouterr().out
+    assert "completed: 0 created, 3 already there, 3 rejected" in capsys.readouterr().out
