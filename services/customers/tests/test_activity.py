@@ -258,3 +258,31 @@ def test_a_cleared_segment_leaves_the_filter_and_a_late_older_change_does_not_br
         _dispatch(customers_container, nameko_config, message)
     assert customers.search_customers(viewer=admin, tag=tag, segment="new")["items"] == []
     assert customers.get_customer(viewer=admin, customer_id=customer["id"])["segment"] is None
+
+
+def test_an_imported_order_is_paid_at_its_purchase_time_on_the_timeline(
+    customers, customers_container, nameko_config, make_customer, admin
+):
+    """An order imported as paid: its order.paid comes with the import, years after the
+    purchase; the timeline put it at the import and the order at its purchase time."""
+    customer = make_customer()
+    order_id = str(uuid.uuid4())
+    two_years_ago = datetime.now(UTC) - timedelta(days=730)
+    order = placed(customer["id"], order_id, two_years_ago)
+    paid = envelope(
+        "orders",
+        "order.paid",
+        {
+            "order_id": order_id,
+            "customer_id": customer["id"],
+            "currency": "CNY",
+            "paid_amount": 3390,
+            "total": 3390,
+        },
+    )
+    for message in (order, paid):
+        message["metadata"] = {"import_external_id": "legacy-1", "actor_kind": "user"}
+        _dispatch(customers_container, nameko_config, message)
+    items = customers.timeline(viewer=admin, customer_id=customer["id"])["items"]
+    at = {item["type"]: item["at"][:10] for item in items}
+    assert at["order.paid"] == at["order.placed"] == two_years_ago.date().isoformat()
