@@ -258,6 +258,10 @@ class Clv(Schema):
     horizon = fields.Float()
     customers = fields.Integer()
     repeat_customers = fields.Integer()
+    reliable = fields.Boolean(
+        metadata={"description": "false: see warnings before acting on the predictions"}
+    )
+    warnings = fields.List(fields.String())
     bgnbd = fields.Nested(BgNbd)
     gamma_gamma = fields.Nested(GammaGamma)
     total_predicted_value = fields.Integer(metadata=MONEY)

@@ -20,6 +20,7 @@ fit never holds the service's interpreter.
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import numpy as np
@@ -156,6 +157,32 @@ def expected_spend(params: dict[str, float], x, m) -> np.ndarray:
     return (p * (v + x * m)) / (p * x + q - 1)
 
 
+#: Fewer customers with a repeat purchase than this, and the fit says little (the usual rule
+#: of thumb for BG/NBD: a few dozen repeat buyers at least).
+MIN_REPEAT_CUSTOMERS = 30
+
+
+def fit_warnings(bg: dict[str, float], repeat_customers: int) -> list[str]:
+    """Why the predictions should not be acted on, if they should not: too few repeat buyers,
+    or a BG/NBD parameter stopped at its bound (heterogeneity vanished: every customer gets
+    about the same prediction, as a new user saw with four customers)."""
+    warnings = []
+    if repeat_customers < MIN_REPEAT_CUSTOMERS:
+        warnings.append(
+            f"fitted on {repeat_customers} customers with a repeat purchase; at least "
+            f"{MIN_REPEAT_CUSTOMERS} are needed for the predictions to say much"
+        )
+    at_bound = [
+        name for name in ("r", "alpha", "a", "b") if abs(abs(math.log(bg[name])) - LOG_BOUND) < 0.01
+    ]
+    if at_bound:
+        warnings.append(
+            f"the purchase model is degenerate ({', '.join(at_bound)} at the optimiser's bound): "
+            "the data cannot tell customers apart, so their predictions are nearly the same"
+        )
+    return warnings
+
+
 def fit_and_predict(summary: Summary, horizon: float, value_scale: float = 100.0) -> dict:
     """Fit both models and predict each customer's purchases, P(alive), spend and value over
     ``horizon`` periods. Values are in minor units; the Gamma-Gamma fit runs on
@@ -171,11 +198,14 @@ def fit_and_predict(summary: Summary, horizon: float, value_scale: float = 100.0
     value = purchases * spend
     if not (np.all(np.isfinite(value)) and np.all(np.isfinite(alive))):
         raise ValueError("the models did not converge on this data")
+    warnings = fit_warnings(bg, int(np.sum(summary.x > 0)))
     return {
         "bgnbd": bg,
         "gamma_gamma": {**gg, "v": gg["v"] * value_scale, "v_major_units": gg["v"]},
         "customers": n,
         "repeat_customers": int(np.sum(summary.x > 0)),
+        "reliable": not warnings,
+        "warnings": warnings,
         "predictions": [
             {
                 "customer_id": summary.ids[i],

@@ -101,3 +101,25 @@ def test_data_that_cannot_be_fitted_is_a_value_error_from_the_child_too():
     one = np.array([1.0])
     with pytest.raises(ValueError, match="not enough customers"):
         clv_runner.fit(clv.Summary(["a"], one, one, one, one), 10)
+
+
+def test_a_fit_says_when_its_predictions_should_not_be_acted_on(cdnow, bgnbd):
+    """CDNOW (1,411 repeat buyers) is a fit to act on; four customers gave a degenerate one
+    (alpha at the optimiser's bound, everyone predicted alike) shown without a warning."""
+    assert clv.fit_warnings(bgnbd, 1411) == []
+    x, t_x, T = cdnow
+    m = np.where(x > 0, 20 + 5 * x, 0.0)
+    whole = clv.fit_and_predict(clv.Summary([f"c{i}" for i in range(len(x))], x, t_x, T, m), 39)
+    assert whole["reliable"] is True and whole["warnings"] == []
+    four = clv.Summary(
+        ["a", "b", "c", "d"],
+        np.array([3.0, 2.0, 4.0, 0.0]),
+        np.array([30.0, 20.0, 40.0, 0.0]),
+        np.array([40.0, 40.0, 40.0, 40.0]),
+        np.array([100.0, 120.0, 90.0, 0.0]),
+    )
+    small = clv.fit_and_predict(four, 10)
+    assert small["reliable"] is False
+    assert "fitted on 3 customers with a repeat purchase" in small["warnings"][0]
+    degenerate = {"r": 3902.0, "alpha": float(np.exp(clv.LOG_BOUND)), "a": 0.0001, "b": 2.0}
+    assert "alpha" in clv.fit_warnings(degenerate, 100)[0]
