@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -88,20 +88,35 @@ def actor_of(envelope: Mapping[str, Any]) -> dict[str, str | None]:
     }
 
 
+def _imported_at(session: Session, envelope: Mapping[str, Any]) -> datetime | None:
+    """For an event of a historical import (its metadata names ``import_external_id``: an
+    imported order paid as it was), the original purchase time of its order, where it showed
+    at the time of the import, years after the order it belongs to."""
+    order_id = (envelope.get("payload") or {}).get("order_id")
+    if not order_id or not (envelope.get("metadata") or {}).get("import_external_id"):
+        return None
+    rows = tables.customer_activity.c
+    return session.execute(
+        select(rows.at).where(rows.order_id == str(order_id), rows.type == "order.placed")
+    ).scalar()
+
+
 def apply(session: Session, envelope: Mapping[str, Any]) -> None:
     """Record one order or payment event of a customer (the ``shared.consumer`` effect)."""
     payload = envelope.get("payload") or {}
     customer_id = payload.get("customer_id")
     if not customer_id:
         return
-    at = payload.get("placed_at") if envelope["type"] == "order.placed" else None
+    at = _parse_time(payload.get("placed_at") or envelope["occurred_at"])
+    if envelope["type"] != "order.placed":
+        at = _imported_at(session, envelope) or _parse_time(envelope["occurred_at"])
     row = {
         "event_id": str(envelope["event_id"]),
         "customer_id": str(customer_id),
         "source": envelope.get("source") or envelope["type"].split(".")[0] + "s",
         "position": int(envelope.get("position") or 0),
         "type": envelope["type"],
-        "at": _parse_time(at or envelope["occurred_at"]),
+        "at": at,
         "order_id": payload.get("order_id"),
         "summary": summary(envelope),
         **actor_of(envelope),
