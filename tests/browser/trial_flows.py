@@ -1,6 +1,7 @@
-"""Browser flows of what a new user reported (the operations manager of a B2B distributor,
-English UI, a 1280x800 laptop and a 768 px wide tablet): the layout at 768 px, and tables that
-fit at 1280 px in both languages."""
+"""Browser flows of what a new user reported (the operations manager of a B2B distributor, English
+UI, a 1280x800 laptop and a 768 px wide tablet): the layout at 768 px, tables that fit at 1280
+px in both languages and custom attributes defined by an admin and filled in under their
+labels."""
 
 # ruff: noqa: F811 - pytest fixtures imported from ui_flows are the tests' arguments
 
@@ -193,3 +194,66 @@ def test_tables_fit_a_1280_px_laptop_in_both_languages(page: Page, live_stack):
             page.wait_for_timeout(300)  # the columns' widths settle after the rows
             clipped = page.evaluate(CLIPPED_JS, testid)
             assert clipped == [], (language, path, clipped)
+
+
+def test_admin_defines_attributes_and_the_profile_shows_their_labels(page: Page, live_stack):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "en")
+    marker = uuid.uuid4().hex[:6]
+    licence, region = f"licence_no_{marker}", f"region_{marker}"
+
+    # Administration > Customer attributes: a text one, its key following its label
+    page.get_by_test_id("nav-customer-attributes").click()
+    expect(page.get_by_role("heading", name="Customer attributes")).to_be_visible()
+    page.get_by_test_id("attribute-create").click()
+    dialog = page.get_by_test_id("attribute-dialog")
+    dialog.locator("input[name=attribute-label]").fill(f"Licence no {marker}")
+    expect(dialog.locator("input[name=attribute-key]")).to_have_value(licence)
+    page.get_by_test_id("attribute-save").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_test_id(f"attribute-row-{licence}")).to_have_text(f"Licence no {marker}")
+
+    # a choice, its options typed in
+    page.get_by_test_id("attribute-create").click()
+    dialog.locator("input[name=attribute-label]").fill(f"Region {marker}")
+    page.get_by_test_id("attribute-type").click()
+    page.get_by_test_id("attribute-type-choice").click()
+    dialog.locator("textarea[name=attribute-options]").fill("North\nSouth\n")
+    page.get_by_test_id("attribute-save").click()
+    expect(dialog).to_be_hidden()
+    row = page.get_by_test_id("attributes-table").locator("tr", has_text=region)
+    expect(row).to_contain_text("Choice")
+    expect(row).to_contain_text("North")
+    expect(row).to_contain_text("South")
+    defined = api_as_page_user(page, "GET", "/api/v1/customer-attributes")["body"]["items"]
+    assert {"key": region, "type": "choice", "label": f"Region {marker}"}.items() <= next(
+        d for d in defined if d["key"] == region
+    ).items(), defined
+    assert next(d for d in defined if d["key"] == region)["options"] == ["North", "South"]
+
+    # its label changed (the key and the type stay)
+    page.get_by_test_id(f"attribute-edit-{region}").click()
+    expect(dialog.locator("input[name=attribute-key]")).to_be_disabled()
+    dialog.locator("input[name=attribute-label]").fill(f"Sales region {marker}")
+    page.get_by_test_id("attribute-save").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_test_id(f"attribute-row-{region}")).to_have_text(f"Sales region {marker}")
+
+    # values filled in on the customer's page, shown under their labels, not their keys
+    customer = _company(page, marker)
+    page.goto(f"/customers/{customer['id']}")
+    page.get_by_test_id("attributes-edit").click()
+    values = page.get_by_test_id("attributes-dialog")
+    values.get_by_test_id(f"attribute-input-{licence}").fill("ZJ-2026-0042")
+    values.get_by_test_id(f"attribute-input-{region}").click()
+    page.locator(".el-select-dropdown__item:visible", has_text="South").click()
+    page.get_by_test_id("attributes-save").click()
+    expect(values).to_be_hidden()
+    shown = page.get_by_test_id("profile-attributes")
+    expect(shown).to_contain_text(f"Licence no {marker}")
+    expect(shown).to_contain_text(f"Sales region {marker}")
+    expect(shown).not_to_contain_text(licence)
+    expect(page.get_by_test_id(f"attribute-{licence}")).to_have_text("ZJ-2026-0042")
+    expect(page.get_by_test_id(f"attribute-{region}")).to_have_text("South")
+    saved = api_as_page_user(page, "GET", f"/api/v1/customers/{customer['id']}")["body"]
+    assert saved["attributes"] == {licence: "ZJ-2026-0042", region: "South"}, saved

@@ -37,6 +37,8 @@ export const customers = {
   erase: (id) => api.post(one(id, '/erase'), { confirm: true }),
   privacyExport: (id) =>
     api.download(one(id, '/privacy-export'), { filename: `customer-${id}-privacy-export.json`, accept: 'application/json' }),
+  /** Custom attribute values: { key: value }, null removing one (If-Match: the record's ETag). */
+  setAttributes: (id, values, etag) => api.post(one(id, '/attributes'), { values }, { ifMatch: etag }),
   exportCsv: (filters) =>
     api.download('/customers/export.csv', { query: listQuery(filters), filename: 'customers.csv', accept: 'text/csv' }),
 }
@@ -44,3 +46,10 @@ export const customers = {
 /** ETag of a customer as returned by a write (the gateway's ETag is the quoted stream version). */
 export const etagOf = (customer) =>
   customer && customer.version !== undefined && customer.version !== null ? `"${customer.version}"` : null
+
+/** Custom customer attributes, defined by admins (GET for everyone, POST for admins). */
+export const customerAttributes = {
+  list: () => api.get('/customer-attributes'),
+  /** Defines a new key, or changes a defined one's label and options (its type is fixed). */
+  define: (body) => api.post('/customer-attributes', body),
+}

@@ -1,5 +1,5 @@
 import { createRouter, createWebHistory } from 'vue-router'
-import { House, User, Key, Tickets, Lock, Postcard, ShoppingCart, Goods, Money, Wallet, DataAnalysis } from '@element-plus/icons-vue'
+import { House, User, Key, Tickets, Lock, Postcard, ShoppingCart, Goods, Money, Wallet, DataAnalysis, CollectionTag } from '@element-plus/icons-vue'
 import { session, isAuthenticated } from '../api/session.js'
 import { resumeFromOpenTab } from '../api/tabs.js'
 import { fetchMe } from '../api/auth.js'
@@ -155,6 +155,16 @@ const routes = [
           title: 'nav.users',
           roles: ['admin'],
           nav: { label: 'nav.users', icon: User, group: 'nav.system', order: 100 },
+        },
+      },
+      {
+        path: 'customer-attributes',
+        name: 'customer-attributes',
+        component: () => import('../views/admin/AttributesView.vue'),
+        meta: {
+          title: 'nav.attributes',
+          roles: ['admin'],
+          nav: { label: 'nav.attributes', icon: CollectionTag, group: 'nav.system', order: 105 },
         },
       },
       {
