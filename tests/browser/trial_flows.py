@@ -1,7 +1,7 @@
 """Browser flows of what a new user reported (the operations manager of a B2B distributor, English
 UI, a 1280x800 laptop and a 768 px wide tablet): the layout at 768 px, tables that fit at 1280
-px in both languages and custom attributes defined by an admin and filled in under their
-labels."""
+px in both languages, custom attributes defined by an admin and filled in under their labels and
+the sign-in page in the browser's language."""
 
 # ruff: noqa: F811 - pytest fixtures imported from ui_flows are the tests' arguments
 
@@ -257,3 +257,28 @@ def test_admin_defines_attributes_and_the_profile_shows_their_labels(page: Page,
     expect(page.get_by_test_id(f"attribute-{region}")).to_have_text("South")
     saved = api_as_page_user(page, "GET", f"/api/v1/customers/{customer['id']}")["body"]
     assert saved["attributes"] == {licence: "ZJ-2026-0042", region: "South"}, saved
+
+
+def test_sign_in_page_follows_the_browser_language_until_one_is_chosen(browser, live_stack):
+    for locale, text in (
+        ("en-US", "Sign in"),
+        ("zh-CN", "登录"),
+        ("zh-TW", "登录"),
+        ("fr", "Sign in"),
+    ):
+        context = browser.new_context(base_url=live_stack.url, locale=locale)
+        try:
+            page = context.new_page()
+            page.goto("/login")
+            expect(page.get_by_test_id("login-submit")).to_have_text(text)
+            expect(page.locator("html")).to_have_attribute(
+                "lang", "en" if text == "Sign in" else "zh-CN"
+            )
+            if locale == "en-US":
+                # a choice made in this browser wins over the browser's language
+                page.get_by_test_id("language-switch").click()
+                page.get_by_test_id("lang-zh-CN").click()
+                page.reload()
+                expect(page.get_by_test_id("login-submit")).to_have_text("登录")
+        finally:
+            context.close()

@@ -63,7 +63,8 @@ def live_stack():
 
 @pytest.fixture
 def page(live_stack, browser, request):
-    # A fresh context: empty localStorage/sessionStorage, so the UI starts in its default language.
+    # A fresh context: empty localStorage/sessionStorage, so the UI starts in the browser's
+    # language (English here) until a choice is saved.
     context = browser.new_context(
         base_url=live_stack.url, viewport={"width": 1440, "height": 900}, locale="en-US"
     )
@@ -147,11 +148,11 @@ def sign_out(page: Page) -> None:
 
 
 def test_admin_creates_analyst_who_cannot_manage_users(page: Page, live_stack):
-    # The sign-in page starts in Chinese.
+    # The sign-in page starts in the browser's language (this one's is en-US).
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login"))
-    expect(page.get_by_test_id("login-submit")).to_have_text("登录")
-    expect(page.get_by_role("heading", name="登录")).to_be_visible()
+    expect(page.get_by_test_id("login-submit")).to_have_text("Sign in")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
     login(page, live_stack.admin_email, live_stack.admin_password)
 

@@ -18,12 +18,23 @@ export function normaliseLanguage(value) {
   return null
 }
 
+/** The browser's own preference, when nobody chose yet: Chinese (any zh*) or else English. */
+export function browserLanguage(languages = globalThis.navigator?.languages) {
+  const first = (languages || [globalThis.navigator?.language]).find(Boolean)
+  if (!first) return DEFAULT_LANGUAGE
+  return String(first).toLowerCase().startsWith('zh') ? 'zh-CN' : 'en'
+}
+
+// The choice saved in this browser (the switch, or the user's profile at sign-in) first; then
+// the browser's languages, so a new browser set to English does not open in Chinese.
 function initialLanguage() {
+  let saved = null
   try {
-    return normaliseLanguage(localStorage.getItem(STORAGE_KEY)) || DEFAULT_LANGUAGE
+    saved = normaliseLanguage(localStorage.getItem(STORAGE_KEY))
   } catch {
-    return DEFAULT_LANGUAGE
+    /* private mode */
   }
+  return saved || browserLanguage()
 }
 
 export const i18n = createI18n({
