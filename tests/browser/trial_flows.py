@@ -1,7 +1,7 @@
 """Browser flows of what a new user reported (the operations manager of a B2B distributor, English
 UI, a 1280x800 laptop and a 768 px wide tablet): the layout at 768 px, tables that fit at 1280
-px in both languages, custom attributes defined by an admin and filled in under their labels and
-the sign-in page in the browser's language."""
+px in both languages, custom attributes defined by an admin and filled in under their labels,
+the sign-in page in the browser's language and a new order delivered to the shipping address."""
 
 # ruff: noqa: F811 - pytest fixtures imported from ui_flows are the tests' arguments
 
@@ -282,3 +282,26 @@ def test_sign_in_page_follows_the_browser_language_until_one_is_chosen(browser, 
                 expect(page.get_by_test_id("login-submit")).to_have_text("登录")
         finally:
             context.close()
+
+
+def test_new_order_is_delivered_to_the_shipping_address(page: Page, live_stack):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "en")
+    marker = uuid.uuid4().hex[:6]
+    customer = _company(
+        page,
+        marker,
+        addresses=[
+            {"label": "work", "country": "CN", "city": "Shanghai", "street": "1 Head Office Rd"},
+            {
+                "label": "shipping",
+                "country": "CN",
+                "city": "Hangzhou",
+                "street": f"{marker} Warehouse St",
+            },
+        ],
+    )
+    assert customer["addresses"][0]["primary"], customer["addresses"]  # the office is primary
+    page.goto(f"/orders/new?customer={customer['id']}")
+    expect(page.get_by_test_id("address-street")).to_have_value(f"{marker} Warehouse St")
+    expect(page.get_by_test_id("address-city")).to_have_value("Hangzhou")
