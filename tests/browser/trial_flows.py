@@ -1,7 +1,9 @@
 """Browser flows of what a new user reported (the operations manager of a B2B distributor, English
 UI, a 1280x800 laptop and a 768 px wide tablet): the layout at 768 px, tables that fit at 1280
 px in both languages, custom attributes defined by an admin and filled in under their labels,
-the sign-in page in the browser's language and a new order delivered to the shipping address."""
+the sign-in page in the browser's language, a new order delivered to the shipping address and
+every period on the revenue chart, a warning on a lifetime-value fit of few customers and the
+top customers by name."""
 
 # ruff: noqa: F811 - pytest fixtures imported from ui_flows are the tests' arguments
 
@@ -305,3 +307,67 @@ def test_new_order_is_delivered_to_the_shipping_address(page: Page, live_stack):
     page.goto(f"/orders/new?customer={customer['id']}")
     expect(page.get_by_test_id("address-street")).to_have_value(f"{marker} Warehouse St")
     expect(page.get_by_test_id("address-city")).to_have_value("Hangzhou")
+
+
+def test_revenue_chart_has_every_period_and_the_lifetime_value_warns_and_names(
+    page: Page, live_stack
+):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "en")
+    marker = uuid.uuid4().hex[:6]
+    customer = _company(page, marker)
+
+    def revenue(route):  # revenue in January and April only
+        rows = [
+            {"period": p, "currency": "CNY", "captured": 10000, "refunded": 0, "net": 10000}
+            for p in ("2026-01-01", "2026-04-01")
+        ]
+        route.fulfill(json=rows)
+
+    def clv(route):  # what the API answers with a handful of customers: a degenerate fit
+        prediction = {
+            "customer_id": customer["id"],
+            "frequency": 1,
+            "recency": 2.0,
+            "age": 10.0,
+            "expected_purchases": 3.2,
+            "p_alive": 1.0,
+            "expected_order_value": 5000,
+            "predicted_value": 16000,
+        }
+        route.fulfill(
+            json={
+                "currency": "CNY",
+                "as_of": "2026-11-28",
+                "unit": "weeks",
+                "horizon": 52,
+                "customers": 4,
+                "repeat_customers": 2,
+                "reliable": False,
+                "warnings": [
+                    "fitted on 2 customers with a repeat purchase; at least 30 are needed",
+                    "the purchase model is degenerate (r, alpha at the optimiser's bound)",
+                ],
+                "bgnbd": {"r": 1.0, "alpha": 1.0, "a": 1.0, "b": 1.0, "log_likelihood": -3.0},
+                "gamma_gamma": {"p": 1.0, "q": 2.0, "v": 100.0, "v_major_units": 1.0},
+                "total_predicted_value": 16000,
+                "distribution": [{"from": 0, "to": 20000, "customers": 4}],
+                "top": [prediction],
+            }
+        )
+
+    page.route(re.compile(r"/api/v1/analytics/revenue\?"), revenue)
+    page.route(re.compile(r"/api/v1/analytics/clv\?"), clv)
+    page.goto("/analytics")
+    chart = page.get_by_test_id("chart-revenue")
+    expect(chart).to_have_attribute("data-periods", "2026-01,2026-02,2026-03,2026-04")
+    expect(chart).to_have_attribute("data-smooth", "false")
+    warning = page.get_by_test_id("clv-warning")
+    expect(warning).to_contain_text("2 customers with a repeat purchase")
+    expect(warning).to_contain_text("degenerate")
+    top = page.get_by_test_id("clv-top").locator("a").first
+    expect(top).to_have_text(f"Northwind Industrial Supplies {marker}")
+    top.click()
+    expect(page.get_by_test_id("profile-name")).to_have_text(
+        f"Northwind Industrial Supplies {marker}"
+    )

@@ -79,6 +79,11 @@ const en = {
     clv: {
       title: 'Customer lifetime value',
       model: 'BG/NBD + Gamma-Gamma model',
+      unreliable: {
+        title: 'Too little data for reliable predictions',
+        fewRepeat: 'The model was fitted on {repeat} customers with a repeat purchase (of {customers}); it needs at least {min} to tell customers apart. Treat the figures below as rough until more customers have bought again.',
+        degenerate: 'The fit is degenerate: every customer gets about the same prediction, and P(alive) near 100 % means nothing here.',
+      },
       asOf: 'As of',
       unit: 'Time unit',
       units: { days: 'Days', weeks: 'Weeks' },
@@ -188,6 +193,11 @@ const zh = {
     clv: {
       title: '客户终身价值',
       model: '模型：BG/NBD + Gamma-Gamma',
+      unreliable: {
+        title: '数据太少，预测不可靠',
+        fewRepeat: '模型仅基于 {repeat} 位有复购的客户拟合（共 {customers} 位客户）；至少需要 {min} 位才能区分客户。在更多客户复购之前，下面的数字仅供粗略参考。',
+        degenerate: '拟合结果退化：每位客户的预测几乎相同，接近 100% 的存活概率在此没有意义。',
+      },
       asOf: '截至日期',
       unit: '时间单位',
       units: { days: '天', weeks: '周' },
