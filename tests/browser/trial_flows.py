@@ -1,9 +1,9 @@
-"""Browser flows of what a new user reported (the operations manager of a B2B distributor, English
-UI, a 1280x800 laptop and a 768 px wide tablet): the layout at 768 px, tables that fit at 1280
-px in both languages, custom attributes defined by an admin and filled in under their labels,
-the sign-in page in the browser's language, a new order delivered to the shipping address and
-every period on the revenue chart, a warning on a lifetime-value fit of few customers and the
-top customers by name."""
+"""Browser flows of what a new user reported (the operations manager of a B2B distributor,
+English UI, a 1280x800 laptop and a 768 px wide tablet): the layout at 768 px, tables that fit
+at 1280 px in both languages, custom attributes defined by an admin and filled in under their
+labels, the sign-in page in the browser's language, a new order delivered to the shipping
+address, every period on the revenue chart, a warning on a lifetime-value fit of few customers
+and the top customers by name, and the payment list's CSV export."""
 
 # ruff: noqa: F811 - pytest fixtures imported from ui_flows are the tests' arguments
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
 from ui_flows import (  # noqa: F401 - fixtures
@@ -371,3 +372,18 @@ def test_revenue_chart_has_every_period_and_the_lifetime_value_warns_and_names(
     expect(page.get_by_test_id("profile-name")).to_have_text(
         f"Northwind Industrial Supplies {marker}"
     )
+
+
+def test_payments_list_exports_its_filters_as_csv(page: Page, live_stack):
+    login(page, live_stack.admin_email, live_stack.admin_password)
+    switch_language(page, "en")
+    page.goto("/payments")
+    page.get_by_test_id("payments-filter-method").click()
+    page.locator(".el-select-dropdown__item:visible", has_text="Cash").click()
+    with page.expect_request(re.compile(r"/api/v1/payments/export\.csv")) as asked:
+        with page.expect_download() as download:
+            page.get_by_test_id("payments-export").click()
+    assert "method=cash" in asked.value.url, asked.value.url
+    assert download.value.suggested_filename == "payments.csv"
+    lines = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    assert len(lines) >= 2 and "cash" in lines[1], lines[:2]

@@ -22,6 +22,8 @@ export const payments = {
   confirm: (id) => api.post(one(id, '/confirm')),
   sandboxScan: (id) => api.post(one(id, '/sandbox-scan')),
   reconciliation: (date) => api.get('/payments/reconciliation', { query: { date } }),
+  /** The list's filters (status, method, order_id …), every matching payment as CSV. */
+  exportCsv: (query) => api.download('/payments/export.csv', { query, filename: 'payments.csv', accept: 'text/csv' }),
   reconciliationCsv: (date) =>
     api.download('/payments/reconciliation.csv', {
       query: { date },
