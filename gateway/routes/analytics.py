@@ -6,17 +6,14 @@ service's records, read as the caller (analysts get no contact details)."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from typing import Any
 
 from werkzeug.wrappers import Response
 
 from gateway import analytics_schemas as s
+from gateway.csv_export import csv_download
 from gateway.operations import Context, Reply, op
 from shared.errors import NotFound
-from shared.tabular import spreadsheet_cell
 
 READERS = frozenset({"admin", "manager", "analyst"})
 ADMIN = frozenset({"admin"})
@@ -216,55 +213,23 @@ def _records(ctx: Context, ids: list[str]) -> dict[str, dict[str, Any]]:
     return records
 
 
-def _segment_rows(ctx: Context, segment: str, currency: str | None) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    buffer.write("\ufeff")
-    writer.writerow(CSV_COLUMNS)
-    cursor = None
-    while True:
-        page = ctx.call(
-            "analytics",
-            "segment_customers",
-            segment=segment,
-            currency=currency,
-            limit=EXPORT_PAGE,
-            cursor=cursor,
-        )
-        records = _records(ctx, [item["customer_id"] for item in page["items"]])
-        for item in page["items"]:
-            record = records.get(item["customer_id"]) or {}
-            writer.writerow(
-                [
-                    spreadsheet_cell(value)
-                    for value in (
-                        item["customer_id"],
-                        segment,
-                        item["r"],
-                        item["f"],
-                        item["m"],
-                        item["recency_days"],
-                        item["frequency"],
-                        item["monetary"],
-                        page["currency"],
-                        record.get("name"),
-                        record.get("company"),
-                        _first(record.get("emails") or [], "address"),
-                        _first(record.get("phones") or [], "number"),
-                    )
-                ]
-            )
-        yield flush()
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return
+def _segment_row(item: dict[str, Any]) -> tuple[Any, ...]:
+    record = item["record"]
+    return (
+        item["customer_id"],
+        item["segment"],
+        item["r"],
+        item["f"],
+        item["m"],
+        item["recency_days"],
+        item["frequency"],
+        item["monetary"],
+        item["currency"],
+        record.get("name"),
+        record.get("company"),
+        _first(record.get("emails") or [], "address"),
+        _first(record.get("phones") or [], "number"),
+    )
 
 
 @op(
@@ -278,20 +243,32 @@ def _segment_rows(ctx: Context, segment: str, currency: str | None) -> Iterator[
 )
 def export_segment(ctx: Context) -> Reply:
     segment = _segment(ctx)
-    rows = _segment_rows(ctx, segment, ctx.query.get("currency"))
-    first = next(rows)
-    response = Response(
-        _chain(first, rows),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="segment-{segment}.csv"'},
-    )
-    return Reply(response)
+    currency = ctx.query.get("currency")
 
+    def page(cursor: str | None, _limit: int) -> dict[str, Any]:
+        """A page of the segment, each customer with its record as the caller may see it
+        (``EXPORT_PAGE`` at a time: the records are read in parallel, one request each)."""
+        answer = ctx.call(
+            "analytics",
+            "segment_customers",
+            segment=segment,
+            currency=currency,
+            limit=EXPORT_PAGE,
+            cursor=cursor,
+        )
+        records = _records(ctx, [item["customer_id"] for item in answer["items"]])
+        items = [
+            {
+                **item,
+                "segment": segment,
+                "currency": answer["currency"],
+                "record": records.get(item["customer_id"]) or {},
+            }
+            for item in answer["items"]
+        ]
+        return {"items": items, "next_cursor": answer.get("next_cursor")}
 
-def _chain(first: str, rest: Iterator[str]) -> Iterator[bytes]:
-    yield first.encode("utf-8")
-    for chunk in rest:
-        yield chunk.encode("utf-8")
+    return Reply(csv_download(f"segment-{segment}.csv", CSV_COLUMNS, page, _segment_row))
 
 
 op(
