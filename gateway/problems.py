@@ -13,20 +13,26 @@ from shared.errors import CmsError
 PROBLEM_TYPE_BASE = "https://cms.example/problems/"
 
 
-def problem_type(title: str) -> str:
-    """The ``type`` URI of a problem with this title."""
-    return PROBLEM_TYPE_BASE + title.lower().replace(" ", "-")
-
-
-def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response:
+def problem_body(status: int, title: str, detail: str = "", **extra: Any) -> dict[str, Any]:
+    """An RFC 9457 problem as JSON data: a response's body, or one item's of a bulk answer."""
     body: dict[str, Any] = {
-        "type": problem_type(title),
+        "type": PROBLEM_TYPE_BASE + title.lower().replace(" ", "-"),
         "title": title,
         "status": status,
     }
     if detail:
         body["detail"] = detail
     body.update(extra)
+    return body
+
+
+def error_body(error: CmsError) -> dict[str, Any]:
+    """The problem ``error`` answers, as JSON data."""
+    return problem_body(error.status, error.title, error.detail, **problem_extra(error))
+
+
+def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response:
+    body = problem_body(status, title, detail, **extra)
     return Response(
         json.dumps(body, ensure_ascii=False),
         status=status,

@@ -14,7 +14,7 @@ from gateway import integration_schemas as schemas
 from gateway import order_schemas as osch
 from gateway.idempotency import item_idempotency
 from gateway.operations import Context, Reply, op
-from gateway.problems import problem_extra, problem_type
+from gateway.problems import error_body
 from gateway.routes.customers import viewer
 from gateway.routes.orders import place
 from shared.errors import BadRequest, CmsError
@@ -23,17 +23,6 @@ from shared.schemas import schema_instance
 WRITERS = frozenset({"admin", "manager", "sales"})
 #: Items in flight at once: bounded so that a bulk request cannot crowd out everyone else.
 PARALLEL = 4
-
-
-def _problem(exc: CmsError) -> dict[str, Any]:
-    """An item's failure as the problem+json the single request would have answered."""
-    return {
-        "type": problem_type(exc.title),
-        "title": exc.title,
-        "status": exc.status,
-        "detail": exc.detail,
-        **problem_extra(exc),
-    }
 
 
 def _item_data(schema: type[Schema], data: Any) -> dict[str, Any]:
@@ -75,7 +64,7 @@ def _item(ctx: Context, index: int, item: dict[str, Any], force: bool) -> dict[s
             status = 200
         return {**result, "status": status, "id": customer["id"], "version": customer["version"]}
     except CmsError as exc:
-        return {**result, "status": exc.status, "version": None, "error": _problem(exc)}
+        return {**result, "status": exc.status, "version": None, "error": error_body(exc)}
 
 
 @op(
@@ -108,7 +97,7 @@ def _order(ctx: Context, index: int, item: dict[str, Any]) -> dict[str, Any]:
         order = place(ctx, body, item_idempotency(ctx, "bulkOrders", index, item))
         return {**result, "status": 201, "id": order["id"], "version": order.get("version")}
     except CmsError as exc:
-        return {**result, "status": exc.status, "version": None, "error": _problem(exc)}
+        return {**result, "status": exc.status, "version": None, "error": error_body(exc)}
 
 
 @op(
