@@ -15,6 +15,7 @@ no events.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import sys
@@ -147,6 +148,15 @@ def event_versions(services: Iterable[str] = SERVICES) -> list[EventVersion]:
 
 
 # -- marshmallow → JSON Schema ------------------------------------------------------------------
+
+
+@functools.cache
+def event_types(source: str | None = None) -> frozenset[str]:
+    """The event types of the catalogue: every service's, or one ``source``'s (what a
+    webhook or the event feed may ask for)."""
+    return frozenset(
+        event.type for event in event_versions() if source is None or event.source == source
+    )
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ person who has been erased read ``{"$erased": {"subject": "<id>"}}``.
 from __future__ import annotations
 
 import re
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from gateway import integration_schemas as schemas
@@ -95,14 +95,6 @@ def mark_erased(value: Any, erased: frozenset[str]) -> Any:
     return value
 
 
-@cache
-def service_types(service: str) -> frozenset[str]:
-    """The event types ``service`` publishes, from the event catalogue."""
-    from shared.catalogue import event_versions
-
-    return frozenset(event.type for event in event_versions() if event.source == service)
-
-
 def _types(raw: str | None, service: str) -> list[str] | None:
     """The types asked for: names of the service's event types, or ``order.*`` (every type
     of that prefix, as webhooks take it), or ``*`` (all); a name the service does not
@@ -121,7 +113,9 @@ def _types(raw: str | None, service: str) -> list[str] | None:
         raise BadRequest.for_fields(
             {"types": ["Comma-separated event types, e.g. order.placed or order.*."]}
         )
-    known = service_types(service)
+    from shared.catalogue import event_types
+
+    known = event_types(service)
     types: set[str] = set()
     unknown = []
     for part in parts:

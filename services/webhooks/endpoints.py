@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import functools
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping
@@ -37,18 +36,13 @@ def check_url(url: str, settings: WebhookSettings) -> str:
     return url
 
 
-@functools.cache
-def known_event_types() -> frozenset[str]:
-    """Every event type of the event catalogue (docs/events.md)."""
-    from shared.catalogue import event_versions
-
-    return frozenset(event.type for event in event_versions())
-
-
 def check_event_types(patterns: Iterable[str], known: frozenset[str] | None = None) -> list[str]:
     """The patterns, sorted and once each; a 400 naming ``event_types`` when one is not an
     event type of the catalogue, or is a prefix (``order.*``) that matches none."""
-    known = known_event_types() if known is None else known
+    if known is None:
+        from shared.catalogue import event_types
+
+        known = event_types()
     patterns = sorted(set(patterns))
     errors = []
     for pattern in patterns:
