@@ -107,8 +107,9 @@ def apply(session: Session, envelope: Mapping[str, Any]) -> None:
     customer_id = payload.get("customer_id")
     if not customer_id:
         return
-    at = _parse_time(payload.get("placed_at") or envelope["occurred_at"])
-    if envelope["type"] != "order.placed":
+    if envelope["type"] == "order.placed":
+        at = _parse_time(payload.get("placed_at") or envelope["occurred_at"])
+    else:
         at = _imported_at(session, envelope) or _parse_time(envelope["occurred_at"])
     row = {
         "event_id": str(envelope["event_id"]),
